@@ -1,0 +1,1 @@
+//! callseal-call (see docs/ARCHITECTURE.md).

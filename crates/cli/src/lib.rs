@@ -1,0 +1,1 @@
+//! callseal-cli (see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! callseal-escrow (see docs/ARCHITECTURE.md).

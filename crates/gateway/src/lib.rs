@@ -1,0 +1,1 @@
+//! callseal-gateway (see docs/ARCHITECTURE.md).

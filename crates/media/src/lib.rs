@@ -1,0 +1,1 @@
+//! callseal-media (see docs/ARCHITECTURE.md).

@@ -1,0 +1,1 @@
+//! callseal-recording (see docs/ARCHITECTURE.md).

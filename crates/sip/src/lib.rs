@@ -1,0 +1,1 @@
+//! callseal-sip (see docs/ARCHITECTURE.md).

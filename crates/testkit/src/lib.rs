@@ -1,0 +1,1 @@
+//! callseal-testkit (see docs/ARCHITECTURE.md).

@@ -1,0 +1,2 @@
+//! Load benchmark harness (see benches/README.md).
+fn main() {}

@@ -1,3 +1,5 @@
-fn main() {
-    println!("callseal: not yet built");
+//! The `callseal` binary; everything lives in the library so tests can reach it.
+
+fn main() -> std::process::ExitCode {
+    callseal_cli::main_entry()
 }

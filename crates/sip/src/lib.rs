@@ -1,1 +1,22 @@
-//! callseal-sip (see docs/ARCHITECTURE.md).
+//! callseal-sip: a small, strict SIP stack for the callseal B2BUA. It parses and prints
+//! RFC 3261 messages (with the RFC 4475/5118 edge cases), frames them on datagram and stream
+//! transports, runs the RFC 3261 §17 transactions (with RFC 6026 and RFC 3581) and keeps
+//! dialog state — all sans-IO: no sockets, no clock reads, no randomness of its own. Time and
+//! random seeds come in as arguments; bytes to send and deadlines come out.
+//!
+//! It is not a proxy, registrar or SDP library: call logic lives in `callseal-call`, sockets in
+//! `callseal-gateway`, SDP in `ezk-sdp-types`. Start with [`Message`], [`parse_datagram`],
+//! [`StreamFramer`], [`Endpoint`] and [`Dialog`].
+
+mod error;
+mod framing;
+pub mod message;
+
+pub use error::{Error, is_fatal_for_stream, status_for};
+pub use framing::{StreamFramer, StreamItem, parse_datagram};
+pub use message::builders_api::response_for_unparseable;
+pub use message::{
+    BRANCH_MAGIC_COOKIE, CSeq, Contact, Header, HeaderName, HeaderValue, Headers, Host, Limits,
+    MediaType, Message, Method, NameAddr, Param, Params, Reason, Rport, Scheme, SipUri, StartLine,
+    StatusCode, Uri, Via,
+};

@@ -1,0 +1,353 @@
+//! Strict header-section parser (RFC 3261 §7, §25): start line, unfolding, names
+//! case-insensitive with compact forms, typed validation of the headers a B2BUA relies on.
+
+use super::headers::{Header, HeaderName, HeaderValue, Headers};
+use super::text::{is_token, parse_digits_u32, split_top_level, trim_lws};
+use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, Via};
+use super::uri::Uri;
+use super::{Method, StartLine, StatusCode};
+use crate::error::Error;
+
+/// Resource limits applied while framing and parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum size of one message, headers plus body (default 64 KiB).
+    pub max_message_size: usize,
+    /// Maximum number of header lines (default 256).
+    pub max_headers: usize,
+    /// Maximum length of one unfolded header line (default 8 KiB).
+    pub max_line_length: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 64 * 1024,
+            max_headers: 256,
+            max_line_length: 8 * 1024,
+        }
+    }
+}
+
+/// The parsed header section: start line, headers, and the Content-Length if one was given.
+pub(crate) struct Head {
+    pub start: StartLine,
+    pub headers: Headers,
+    pub content_length: Option<usize>,
+}
+
+/// Parses the header section `head` (everything before the empty line, without it).
+pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
+    let text = std::str::from_utf8(head).map_err(|_| Error::NotUtf8)?;
+    let mut lines = text.split("\r\n");
+    let start_line = lines.next().unwrap_or("");
+    if start_line.len() > limits.max_line_length {
+        return Err(Error::LineTooLong {
+            length: start_line.len(),
+            limit: limits.max_line_length,
+        });
+    }
+    let start = parse_start_line(start_line)?;
+
+    let mut state = HeaderState {
+        headers: Headers(Vec::with_capacity(16)),
+        content_length: None,
+        seen_single: 0,
+        count: 0,
+    };
+    // The header being assembled: its first line, plus an owned copy once folding occurs.
+    let mut pending: Option<(&str, Option<String>, usize)> = None;
+    for (index, line) in lines.enumerate() {
+        let line_no = index + 1;
+        if line.bytes().any(|b| b == b'\r' || b == b'\n') {
+            return Err(Error::InvalidHeaderLine {
+                line: line_no,
+                reason: "bare CR or LF; lines must end in CRLF",
+            });
+        }
+        if line.starts_with([' ', '\t']) {
+            // RFC 3261 §7.3.1: a continuation line is folded into the previous header.
+            let (first, folded, _) = pending.as_mut().ok_or(Error::InvalidHeaderLine {
+                line: line_no,
+                reason: "continuation line before any header",
+            })?;
+            let buf = folded.get_or_insert_with(|| (*first).to_owned());
+            buf.push(' ');
+            buf.push_str(trim_lws(line));
+            if buf.len() > limits.max_line_length {
+                return Err(Error::LineTooLong {
+                    length: buf.len(),
+                    limit: limits.max_line_length,
+                });
+            }
+            continue;
+        }
+        if let Some((first, folded, n)) = pending.take() {
+            state.finish(folded.as_deref().unwrap_or(first), n, limits)?;
+        }
+        if line.len() > limits.max_line_length {
+            return Err(Error::LineTooLong {
+                length: line.len(),
+                limit: limits.max_line_length,
+            });
+        }
+        pending = Some((line, None, line_no));
+    }
+    if let Some((first, folded, n)) = pending.take() {
+        state.finish(folded.as_deref().unwrap_or(first), n, limits)?;
+    }
+    Ok(Head {
+        start,
+        headers: state.headers,
+        content_length: state.content_length,
+    })
+}
+
+struct HeaderState {
+    headers: Headers,
+    content_length: Option<usize>,
+    seen_single: u8,
+    count: usize,
+}
+
+impl HeaderState {
+    fn finish(&mut self, line: &str, line_no: usize, limits: &Limits) -> Result<(), Error> {
+        self.count += 1;
+        if self.count > limits.max_headers {
+            return Err(Error::TooManyHeaders {
+                limit: limits.max_headers,
+            });
+        }
+        let colon = line.find(':').ok_or(Error::InvalidHeaderLine {
+            line: line_no,
+            reason: "no `:` after the header name",
+        })?;
+        // RFC 3261 §7.3.1 HCOLON = *( SP / HTAB ) ":" SWS
+        let name = trim_lws(&line[..colon]);
+        if !is_token(name) {
+            return Err(Error::InvalidHeaderLine {
+                line: line_no,
+                reason: "header name is not a token",
+            });
+        }
+        let value = trim_lws(&line[colon + 1..]);
+        if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
+            // RFC 4475 §3.3.9: never choose among several values.
+            if self.content_length.is_some() {
+                return Err(Error::ConflictingContentLength);
+            }
+            self.content_length = Some(parse_content_length(value)?);
+            return Ok(());
+        }
+        let name = HeaderName::from_wire(name);
+        let single_bit = match name {
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 4,
+            HeaderName::CSeq => 8,
+            HeaderName::MaxForwards => 16,
+            HeaderName::ContentType => 32,
+            _ => 0,
+        };
+        if single_bit != 0 {
+            if self.seen_single & single_bit != 0 {
+                return Err(Error::DuplicateHeader {
+                    header: static_name(&name),
+                });
+            }
+            self.seen_single |= single_bit;
+        }
+        parse_header_value(name, value, &mut self.headers.0)
+    }
+}
+
+fn parse_content_length(value: &str) -> Result<usize, Error> {
+    let invalid = || Error::InvalidContentLength {
+        value: value.to_owned(),
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let digits = value.trim_start_matches('0');
+    if digits.is_empty() {
+        return Ok(0);
+    }
+    digits.parse::<usize>().map_err(|_| invalid())
+}
+
+fn static_name(name: &HeaderName) -> &'static str {
+    match name {
+        HeaderName::Via => "Via",
+        HeaderName::From => "From",
+        HeaderName::To => "To",
+        HeaderName::CallId => "Call-ID",
+        HeaderName::CSeq => "CSeq",
+        HeaderName::Contact => "Contact",
+        HeaderName::MaxForwards => "Max-Forwards",
+        HeaderName::Route => "Route",
+        HeaderName::RecordRoute => "Record-Route",
+        HeaderName::ContentType => "Content-Type",
+        HeaderName::Allow => "Allow",
+        HeaderName::Supported => "Supported",
+        HeaderName::Require => "Require",
+        HeaderName::Reason => "Reason",
+        HeaderName::PAssertedIdentity => "P-Asserted-Identity",
+        HeaderName::UserAgent => "User-Agent",
+        HeaderName::Subject => "Subject",
+        HeaderName::Other(_) => "extension",
+    }
+}
+
+/// Parses `value` by the grammar of `name`, pushing one entry per list element.
+pub(crate) fn parse_header_value(
+    name: HeaderName,
+    value: &str,
+    out: &mut Vec<Header>,
+) -> Result<(), Error> {
+    let header = static_name(&name);
+    let bad = |reason| Error::InvalidHeaderValue { header, reason };
+    fn each<'v>(value: &'v str, header: &'static str) -> Result<Vec<&'v str>, Error> {
+        let parts = split_top_level(value, b',');
+        if parts.iter().any(|p| trim_lws(p).is_empty()) {
+            return Err(Error::InvalidHeaderValue {
+                header,
+                reason: "empty element in a comma-separated list",
+            });
+        }
+        Ok(parts)
+    }
+    match name {
+        HeaderName::Via => {
+            for part in each(value, header)? {
+                out.push(Header::new(
+                    HeaderName::Via,
+                    HeaderValue::Via(Via::parse(part)?),
+                ));
+            }
+        }
+        HeaderName::From | HeaderName::To => {
+            let v = NameAddr::parse(value, header)?;
+            out.push(Header::new(name, HeaderValue::NameAddr(v)));
+        }
+        HeaderName::Route | HeaderName::RecordRoute | HeaderName::PAssertedIdentity => {
+            for part in each(value, header)? {
+                let v = NameAddr::parse(part, header)?;
+                out.push(Header::new(name.clone(), HeaderValue::NameAddr(v)));
+            }
+        }
+        HeaderName::Contact => {
+            if value == "*" {
+                out.push(Header::new(name, HeaderValue::Contact(Contact::Star)));
+            } else {
+                for part in each(value, header)? {
+                    let v = Contact::Addr(NameAddr::parse(part, header)?);
+                    out.push(Header::new(HeaderName::Contact, HeaderValue::Contact(v)));
+                }
+            }
+        }
+        HeaderName::CSeq => out.push(Header::new(name, HeaderValue::CSeq(CSeq::parse(value)?))),
+        HeaderName::MaxForwards => {
+            let n = parse_digits_u32(value).ok_or(bad("not a decimal number"))?;
+            out.push(Header::new(name, HeaderValue::Number(n)));
+        }
+        HeaderName::ContentType => {
+            out.push(Header::new(
+                name,
+                HeaderValue::MediaType(MediaType::parse(value)?),
+            ));
+        }
+        HeaderName::Allow | HeaderName::Supported | HeaderName::Require => {
+            let mut tokens = Vec::new();
+            if !value.is_empty() {
+                for part in each(value, header)? {
+                    let t = trim_lws(part);
+                    if !is_token(t) {
+                        return Err(bad("list element is not a token"));
+                    }
+                    tokens.push(t.to_owned());
+                }
+            }
+            out.push(Header::new(name, HeaderValue::Tokens(tokens)));
+        }
+        HeaderName::Reason => {
+            for part in each(value, header)? {
+                out.push(Header::new(
+                    HeaderName::Reason,
+                    HeaderValue::Reason(Reason::parse(part)?),
+                ));
+            }
+        }
+        HeaderName::CallId => {
+            // RFC 3261 §25.1 callid = word [ "@" word ]: no whitespace, not empty.
+            if value.is_empty() || value.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                return Err(bad("Call-ID must be a non-empty word without whitespace"));
+            }
+            out.push(Header::new(name, HeaderValue::Text(value.to_owned())));
+        }
+        _ => out.push(Header::new(name, HeaderValue::Text(value.to_owned()))),
+    }
+    Ok(())
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine, Error> {
+    let bad = |reason| Error::InvalidStartLine { reason };
+    if line.len() >= 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let (version, rest) = line
+            .split_once(' ')
+            .ok_or(bad("status line without code"))?;
+        check_version(version)?;
+        let code = rest
+            .get(..3)
+            .ok_or(bad("status code must be three digits"))?;
+        let after = &rest[3..];
+        if !code.bytes().all(|b| b.is_ascii_digit())
+            || !(after.is_empty() || after.starts_with(' '))
+        {
+            return Err(bad("status code must be three digits"));
+        }
+        let code: u16 = code
+            .parse()
+            .map_err(|_| bad("status code must be three digits"))?;
+        if !(100..=699).contains(&code) {
+            return Err(bad("status code outside 100-699"));
+        }
+        let reason = after.strip_prefix(' ').unwrap_or(after);
+        return Ok(StartLine::Response {
+            status: StatusCode(code),
+            reason: reason.to_owned(),
+        });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version (exactly single spaces, §7.1)
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad(
+            "request line must have exactly three parts separated by single spaces",
+        ));
+    };
+    let method = Method::parse(method).ok_or(bad("method is not a token"))?;
+    check_version(version)?;
+    let uri = Uri::parse(uri)?;
+    Ok(StartLine::Request { method, uri })
+}
+
+fn check_version(version: &str) -> Result<(), Error> {
+    // RFC 3261 §7.1: the version string is case-insensitive.
+    if version.eq_ignore_ascii_case("SIP/2.0") {
+        Ok(())
+    } else if version
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
+        Err(Error::UnsupportedVersion {
+            version: version.to_owned(),
+        })
+    } else {
+        Err(Error::InvalidStartLine {
+            reason: "missing SIP/2.0 version",
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! Typed header values: Via, name-addr (From/To/Contact/Route/…), CSeq, media type, Reason.
+//! Each parses from the unfolded header text and writes its canonical form.
+
+use super::Method;
+use super::text::{Params, parse_params, parse_quoted, trim_lws, write_quoted};
+use super::uri::{Host, Uri, parse_hostport, push_u32, write_host};
+use crate::error::Error;
+
+/// RFC 3261 §8.1.1.7 magic cookie that marks RFC 3261 branch ids.
+pub const BRANCH_MAGIC_COOKIE: &str = "z9hG4bK";
+
+/// The `rport` parameter of a Via (RFC 3581).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rport {
+    /// `;rport` without a value: the client asks for it to be filled in.
+    Requested,
+    /// `;rport=N` as filled in by a server.
+    Port(u16),
+}
+
+/// One Via value (RFC 3261 §20.42).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// Transport token in upper case (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`…).
+    pub transport: String,
+    /// sent-by host.
+    pub host: Host,
+    /// sent-by port, if written.
+    pub port: Option<u16>,
+    /// via-params in order (`branch`, `received`, `rport`, `maddr`, `ttl`, extensions).
+    pub params: Params,
+}
+
+impl Via {
+    /// A Via for `transport` from `host:port` with the given branch (include the cookie).
+    pub fn new(transport: &str, host: Host, port: Option<u16>, branch: &str) -> Self {
+        let mut params = Params::new();
+        params.set("branch", Some(branch));
+        Self {
+            transport: transport.to_ascii_uppercase(),
+            host,
+            port,
+            params,
+        }
+    }
+    /// The branch parameter.
+    pub fn branch(&self) -> Option<&str> {
+        self.params.get("branch")
+    }
+    /// Whether the branch carries the RFC 3261 magic cookie (else RFC 2543 matching applies).
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch()
+            .is_some_and(|b| b.starts_with(BRANCH_MAGIC_COOKIE))
+    }
+    /// The `received` parameter (RFC 3261 §18.2.1).
+    pub fn received(&self) -> Option<&str> {
+        self.params.get("received")
+    }
+    /// The `rport` parameter (RFC 3581 §4).
+    pub fn rport(&self) -> Option<Rport> {
+        let p = self.params.find("rport")?;
+        match &p.value {
+            None => Some(Rport::Requested),
+            Some(v) => v.parse().ok().map(Rport::Port),
+        }
+    }
+    /// Parses one Via value: `SIP / 2.0 / UDP host[:port] *(;param)`; LWS allowed around `/`.
+    pub fn parse(s: &str) -> Result<Via, Error> {
+        let bad = |reason| Error::InvalidHeaderValue {
+            header: "Via",
+            reason,
+        };
+        let mut rest = trim_lws(s);
+        let mut parts = [""; 3];
+        for (i, part) in parts.iter_mut().enumerate() {
+            let end = rest
+                .bytes()
+                .position(|b| !super::text::is_token_byte(b))
+                .unwrap_or(rest.len());
+            *part = &rest[..end];
+            rest = trim_lws(&rest[end..]);
+            if i < 2 {
+                rest = trim_lws(
+                    rest.strip_prefix('/')
+                        .ok_or(bad("expected `/` in sent-protocol"))?,
+                );
+            }
+        }
+        if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" {
+            return Err(bad("sent-protocol must be SIP/2.0"));
+        }
+        if parts[2].is_empty() {
+            return Err(bad("missing transport"));
+        }
+        let sent_by_end = rest
+            .bytes()
+            .position(|b| b == b';' || b == b' ' || b == b'\t')
+            .unwrap_or(rest.len());
+        let (host, port) = parse_hostport(&rest[..sent_by_end])
+            .map_err(|_| bad("invalid sent-by host or port"))?;
+        let params = parse_params(&rest[sent_by_end..], "Via")?;
+        Ok(Via {
+            transport: parts[2].to_ascii_uppercase(),
+            host,
+            port,
+            params,
+        })
+    }
+    pub(crate) fn write(&self, out: &mut String) {
+        out.push_str("SIP/2.0/");
+        out.push_str(&self.transport);
+        out.push(' ');
+        write_host(out, &self.host);
+        if let Some(p) = self.port {
+            out.push(':');
+            push_u32(out, u32::from(p));
+        }
+        self.params.write(out);
+    }
+}
+
+/// A name-addr or addr-spec with header parameters (From, To, Contact, Route, Record-Route,
+/// P-Asserted-Identity; RFC 3261 §20.10, §20.20, §20.39).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameAddr {
+    /// Display name, decoded (quotes and escapes removed); `None` if absent.
+    pub display: Option<String>,
+    /// The URI.
+    pub uri: Uri,
+    /// Header parameters after the URI (`;tag=`, `;q=`, `;expires=`…).
+    pub params: Params,
+}
+
+impl NameAddr {
+    /// A name-addr without display name or parameters.
+    pub fn new(uri: Uri) -> Self {
+        Self {
+            display: None,
+            uri,
+            params: Params::new(),
+        }
+    }
+    /// The `tag` parameter (From/To, RFC 3261 §19.3).
+    pub fn tag(&self) -> Option<&str> {
+        self.params.get("tag")
+    }
+    /// Sets the `tag` parameter.
+    pub fn set_tag(&mut self, tag: &str) {
+        self.params.set("tag", Some(tag));
+    }
+    /// Parses one name-addr / addr-spec with its parameters.
+    pub fn parse(s: &str, header: &'static str) -> Result<NameAddr, Error> {
+        let bad = |reason| Error::InvalidHeaderValue { header, reason };
+        let s = trim_lws(s);
+        let (display, after_display) = if s.starts_with('"') {
+            let (d, rest) = parse_quoted(s).ok_or(bad("unterminated quoted display name"))?;
+            let rest = trim_lws(rest);
+            if !rest.starts_with('<') {
+                return Err(bad("a quoted display name must be followed by <URI>"));
+            }
+            (Some(d), rest)
+        } else if let Some(lt) = s.find('<') {
+            let d = trim_lws(&s[..lt]);
+            // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string
+            if !d
+                .bytes()
+                .all(|b| super::text::is_token_byte(b) || b == b' ' || b == b'\t')
+            {
+                return Err(bad("invalid unquoted display name"));
+            }
+            ((!d.is_empty()).then(|| d.to_owned()), &s[lt..])
+        } else {
+            (None, s)
+        };
+        let (uri_str, params_str) = if let Some(inner) = after_display.strip_prefix('<') {
+            let gt = inner.find('>').ok_or(bad("missing `>`"))?;
+            (&inner[..gt], &inner[gt + 1..])
+        } else {
+            // addr-spec: parameters after the URI are header parameters (RFC 3261 §20.10),
+            // and the URI itself cannot carry `;params`, `?headers` or `,`.
+            match after_display.find(';') {
+                Some(i) => (&after_display[..i], &after_display[i..]),
+                None => (after_display, ""),
+            }
+        };
+        let uri = Uri::parse(trim_lws(uri_str)).map_err(|e| match e {
+            Error::InvalidUri { reason } => Error::InvalidHeaderValue { header, reason },
+            other => other,
+        })?;
+        let params = parse_params(params_str, header)?;
+        Ok(NameAddr {
+            display,
+            uri,
+            params,
+        })
+    }
+    pub(crate) fn write(&self, out: &mut String) {
+        if let Some(d) = &self.display {
+            write_quoted(out, d);
+            out.push(' ');
+        }
+        out.push('<');
+        self.uri.write(out);
+        out.push('>');
+        self.params.write(out);
+    }
+}
+
+/// A Contact value: `*` (REGISTER only) or a name-addr (RFC 3261 §20.10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contact {
+    /// `Contact: *`
+    Star,
+    /// A contact address.
+    Addr(NameAddr),
+}
+
+/// CSeq (RFC 3261 §20.16): sequence number and method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    /// Sequence number (< 2^31 per §8.1.1.5; accepted up to 2^32-1 on input).
+    pub seq: u32,
+    /// Method.
+    pub method: Method,
+}
+
+impl CSeq {
+    /// Parses `1*DIGIT LWS Method`; leading zeros allowed.
+    pub fn parse(s: &str) -> Result<CSeq, Error> {
+        let bad = |reason| Error::InvalidHeaderValue {
+            header: "CSeq",
+            reason,
+        };
+        let s = trim_lws(s);
+        let end = s
+            .bytes()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(s.len());
+        let seq = super::text::parse_digits_u32(&s[..end]).ok_or(bad("invalid sequence number"))?;
+        let method = trim_lws(&s[end..]);
+        if end == s.len() || !s[end..].starts_with([' ', '\t']) {
+            return Err(bad("expected `number SP method`"));
+        }
+        let method = Method::parse(method).ok_or(bad("invalid method"))?;
+        Ok(CSeq { seq, method })
+    }
+    pub(crate) fn write(&self, out: &mut String) {
+        push_u32(out, self.seq);
+        out.push(' ');
+        out.push_str(self.method.as_str());
+    }
+}
+
+/// A media type with parameters (Content-Type, RFC 3261 §20.15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaType {
+    /// Type, e.g. `application`.
+    pub ty: String,
+    /// Subtype, e.g. `sdp`.
+    pub subtype: String,
+    /// Parameters (`boundary`, `charset`).
+    pub params: Params,
+}
+
+impl MediaType {
+    /// `application/sdp`.
+    pub fn sdp() -> Self {
+        Self {
+            ty: "application".into(),
+            subtype: "sdp".into(),
+            params: Params::new(),
+        }
+    }
+    /// Whether this is `type/subtype` (case-insensitive).
+    pub fn is(&self, ty: &str, subtype: &str) -> bool {
+        self.ty.eq_ignore_ascii_case(ty) && self.subtype.eq_ignore_ascii_case(subtype)
+    }
+    /// Parses `type / subtype *(; param)`.
+    pub fn parse(s: &str) -> Result<MediaType, Error> {
+        let bad = |reason| Error::InvalidHeaderValue {
+            header: "Content-Type",
+            reason,
+        };
+        let s = trim_lws(s);
+        let slash = s.find('/').ok_or(bad("expected type/subtype"))?;
+        let ty = trim_lws(&s[..slash]);
+        let rest = trim_lws(&s[slash + 1..]);
+        let end = rest
+            .bytes()
+            .position(|b| !super::text::is_token_byte(b))
+            .unwrap_or(rest.len());
+        let subtype = &rest[..end];
+        if !super::text::is_token(ty) || subtype.is_empty() {
+            return Err(bad("invalid type or subtype token"));
+        }
+        let params = parse_params(&rest[end..], "Content-Type")?;
+        Ok(MediaType {
+            ty: ty.to_owned(),
+            subtype: subtype.to_owned(),
+            params,
+        })
+    }
+    pub(crate) fn write(&self, out: &mut String) {
+        out.push_str(&self.ty);
+        out.push('/');
+        out.push_str(&self.subtype);
+        self.params.write(out);
+    }
+}
+
+/// A Reason value (RFC 3326): `SIP;cause=487;text="..."`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// Protocol token (`SIP`, `Q.850`).
+    pub protocol: String,
+    /// Parameters (`cause`, `text`).
+    pub params: Params,
+}
+
+impl Reason {
+    /// `SIP;cause=<cause>;text="<text>"`.
+    pub fn sip(cause: u16, text: &str) -> Self {
+        let mut params = Params::new();
+        params.set("cause", Some(&cause.to_string()));
+        let mut quoted = String::new();
+        write_quoted(&mut quoted, text);
+        params.set("text", Some(&quoted));
+        Self {
+            protocol: "SIP".into(),
+            params,
+        }
+    }
+    /// The numeric cause, if present and numeric.
+    pub fn cause(&self) -> Option<u16> {
+        self.params.get("cause")?.parse().ok()
+    }
+    /// Parses `protocol *(; param)`.
+    pub fn parse(s: &str) -> Result<Reason, Error> {
+        let s = trim_lws(s);
+        let end = s
+            .bytes()
+            .position(|b| !super::text::is_token_byte(b))
+            .unwrap_or(s.len());
+        if end == 0 {
+            return Err(Error::InvalidHeaderValue {
+                header: "Reason",
+                reason: "missing protocol token",
+            });
+        }
+        Ok(Reason {
+            protocol: s[..end].to_owned(),
+            params: parse_params(&s[end..], "Reason")?,
+        })
+    }
+    pub(crate) fn write(&self, out: &mut String) {
+        out.push_str(&self.protocol);
+        self.params.write(out);
+    }
+}

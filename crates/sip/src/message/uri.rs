@@ -1,0 +1,325 @@
+//! SIP and SIPS URIs (RFC 3261 §19.1) with RFC 5118 IPv6 references; other schemes
+//! (`tel:`, `urn:`) are kept as opaque absolute URIs.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::text::{Params, parse_params};
+use crate::error::Error;
+
+/// A host: domain name, IPv4 address or bracketed IPv6 reference.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A hostname, kept as written (compare with `eq_ignore_ascii_case`).
+    Domain(String),
+    /// An IPv4 address.
+    V4(Ipv4Addr),
+    /// An IPv6 address; printed in brackets (RFC 5118 §4.1).
+    V6(Ipv6Addr),
+}
+
+impl Host {
+    /// The IP address, if the host is an address literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Domain(_) => None,
+            Host::V4(a) => Some(IpAddr::V4(*a)),
+            Host::V6(a) => Some(IpAddr::V6(*a)),
+        }
+    }
+    /// Parses a host (no port). IPv6 must be bracketed; `std::net::Ipv6Addr` validates the
+    /// inside, which rejects RFC 5118 §4.10's three-colon form.
+    pub fn parse(s: &str) -> Result<Host, Error> {
+        let bad = |reason| Error::InvalidUri { reason };
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or(bad("unterminated IPv6 reference"))?;
+            return inner
+                .parse::<Ipv6Addr>()
+                .map(Host::V6)
+                .map_err(|_| bad("invalid IPv6 address in brackets"));
+        }
+        if s.is_empty() {
+            return Err(bad("empty host"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(bad("invalid character in host (IPv6 must be in brackets)"));
+        }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return s
+                .parse::<Ipv4Addr>()
+                .map(Host::V4)
+                .map_err(|_| bad("invalid IPv4 address"));
+        }
+        Ok(Host::Domain(s.to_owned()))
+    }
+    /// Whether `ip` is this host's literal address.
+    pub fn is_ip(&self, ip: IpAddr) -> bool {
+        self.ip() == Some(ip)
+    }
+}
+
+impl From<IpAddr> for Host {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => Host::V4(a),
+            IpAddr::V6(a) => Host::V6(a),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// Parses `host [":" port]` where host may be an IPv6 reference.
+pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), Error> {
+    let bad = |reason| Error::InvalidUri { reason };
+    let (host_str, port_str) = if s.starts_with('[') {
+        let close = s.find(']').ok_or(bad("unterminated IPv6 reference"))?;
+        let after = &s[close + 1..];
+        match after.strip_prefix(':') {
+            Some(p) => (&s[..=close], Some(p)),
+            None if after.is_empty() => (s, None),
+            None => return Err(bad("garbage after IPv6 reference")),
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let host = Host::parse(host_str)?;
+    let port = match port_str {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().map_err(|_| bad("port out of range"))?)
+        }
+        Some(_) => return Err(bad("invalid port")),
+    };
+    Ok((host, port))
+}
+
+/// `sip:` or `sips:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `sip:`
+    Sip,
+    /// `sips:` (RFC 3261 §19.1: TLS on every hop)
+    Sips,
+}
+
+/// A SIP or SIPS URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    /// Scheme.
+    pub scheme: Scheme,
+    /// User part as written (percent escapes kept).
+    pub user: Option<String>,
+    /// Password as written (deprecated by RFC 3261 §19.1.1, kept for fidelity).
+    pub password: Option<String>,
+    /// Host.
+    pub host: Host,
+    /// Port, if written.
+    pub port: Option<u16>,
+    /// URI parameters (`;transport=tcp;lr`).
+    pub params: Params,
+    /// URI headers after `?`, as written (without the `?`).
+    pub headers: Option<String>,
+}
+
+impl SipUri {
+    /// A plain `sip:` URI.
+    pub fn new(user: Option<&str>, host: Host, port: Option<u16>) -> Self {
+        Self {
+            scheme: Scheme::Sip,
+            user: user.map(str::to_owned),
+            password: None,
+            host,
+            port,
+            params: Params::new(),
+            headers: None,
+        }
+    }
+    /// Whether the URI carries `;lr` (RFC 3261 §19.1.1 loose routing).
+    pub fn is_loose_route(&self) -> bool {
+        self.params.contains("lr")
+    }
+}
+
+/// A URI as found in a Request-Line or name-addr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uri {
+    /// `sip:` / `sips:`
+    Sip(SipUri),
+    /// Any other absolute URI (`tel:+1555...`), kept as written.
+    Other(String),
+}
+
+impl Uri {
+    /// Parses a URI (no surrounding `<>`).
+    pub fn parse(s: &str) -> Result<Uri, Error> {
+        let bad = |reason| Error::InvalidUri { reason };
+        let colon = s.find(':').ok_or(bad("no scheme"))?;
+        let scheme = &s[..colon];
+        let rest = &s[colon + 1..];
+        let scheme = if scheme.eq_ignore_ascii_case("sip") {
+            Scheme::Sip
+        } else if scheme.eq_ignore_ascii_case("sips") {
+            Scheme::Sips
+        } else {
+            // RFC 3986 scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
+            let ok = scheme
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+            if !ok || rest.is_empty() || s.bytes().any(|b| b <= b' ' || b == b'<' || b == b'>') {
+                return Err(bad("invalid absolute URI"));
+            }
+            return Ok(Uri::Other(s.to_owned()));
+        };
+        if rest
+            .bytes()
+            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
+        {
+            return Err(bad("whitespace or delimiter inside a SIP URI"));
+        }
+        // '@' cannot appear unescaped in URI headers or params, so the first one ends userinfo.
+        let (userinfo, hostpart) = match rest.find('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some("") => return Err(bad("empty user part")),
+            Some(ui) => match ui.split_once(':') {
+                Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
+                None => (Some(ui.to_owned()), None),
+            },
+        };
+        let (before_headers, headers) = match hostpart.split_once('?') {
+            Some((a, h)) => (a, Some(h.to_owned())),
+            None => (hostpart, None),
+        };
+        let (hostport, params) = match before_headers.find(';') {
+            Some(i) => (&before_headers[..i], &before_headers[i..]),
+            None => (before_headers, ""),
+        };
+        let (host, port) = parse_hostport(hostport)?;
+        let params = parse_params(params, "URI").map_err(|_| bad("invalid URI parameter"))?;
+        Ok(Uri::Sip(SipUri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        }))
+    }
+
+    /// The SIP URI, if this is one.
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            Uri::Other(_) => None,
+        }
+    }
+    /// Mutable access to the SIP URI, if this is one.
+    pub fn as_sip_mut(&mut self) -> Option<&mut SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            Uri::Other(_) => None,
+        }
+    }
+
+    pub(crate) fn write(&self, out: &mut String) {
+        match self {
+            Uri::Other(s) => out.push_str(s),
+            Uri::Sip(u) => {
+                out.push_str(match u.scheme {
+                    Scheme::Sip => "sip:",
+                    Scheme::Sips => "sips:",
+                });
+                if let Some(user) = &u.user {
+                    out.push_str(user);
+                    if let Some(pw) = &u.password {
+                        out.push(':');
+                        out.push_str(pw);
+                    }
+                    out.push('@');
+                }
+                write_host(out, &u.host);
+                if let Some(port) = u.port {
+                    out.push(':');
+                    push_u32(out, u32::from(port));
+                }
+                u.params.write(out);
+                if let Some(h) = &u.headers {
+                    out.push('?');
+                    out.push_str(h);
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s);
+        f.write_str(&s)
+    }
+}
+
+impl std::str::FromStr for Uri {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Uri::parse(s)
+    }
+}
+
+pub(crate) fn write_host(out: &mut String, host: &Host) {
+    use std::fmt::Write;
+    match host {
+        Host::Domain(d) => out.push_str(d),
+        // Writing to a String cannot fail.
+        Host::V4(a) => {
+            let _ = write!(out, "{a}");
+        }
+        Host::V6(a) => {
+            let _ = write!(out, "[{a}]");
+        }
+    }
+}
+
+/// Pushes the decimal `n` without going through `fmt`.
+pub(crate) fn push_u32(out: &mut String, n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
+}

@@ -11,10 +11,12 @@
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod outbox;
 pub mod ports;
 pub mod prompts;
 pub mod records;
 pub mod secrets;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

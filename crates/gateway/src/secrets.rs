@@ -170,7 +170,7 @@ pub(crate) fn sync_parent(path: &Path) -> Result<(), GatewayError> {
 /// Mode of a file, for tests.
 #[cfg(test)]
 pub(crate) fn file_mode(path: &Path) -> Option<u32> {
-    fs::metadata(path)
+    std::fs::metadata(path)
         .ok()
         .map(|m| m.permissions().mode() & 0o777)
 }

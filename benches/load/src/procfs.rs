@@ -1,0 +1,136 @@
+//! CPU time and resident memory of the system under test, read from /proc:
+//! utime + stime of every process in its tree (threads are included in a process's
+//! own counters, proc(5)), VmRSS summed, and the busy time of one core from
+//! /proc/stat.
+
+use std::collections::HashMap;
+use std::fs;
+
+/// One reading of a process tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+    pub rss_kib: u64,
+    pub processes: usize,
+}
+
+/// Clock ticks per second of the utime/stime counters.
+pub fn ticks_per_sec() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .and_then(|v| u64::try_from(v).ok())
+        .filter(|v| *v > 0)
+        .unwrap_or(100)
+}
+
+/// The roots and all their descendants that are alive now.
+pub fn tree(roots: &[u32]) -> Vec<u32> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            if let Some(st) = read_stat(pid) {
+                parent.insert(pid, st.ppid);
+            }
+        }
+    }
+    let mut out: Vec<u32> = roots.iter().copied().filter(|p| parent.contains_key(p)).collect();
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        let mut kids: Vec<u32> = parent.iter().filter(|(_, pp)| **pp == p).map(|(c, _)| *c).collect();
+        kids.sort_unstable();
+        for k in kids {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// CPU and memory of `pids` (processes that vanished count as zero).
+pub fn sample(pids: &[u32]) -> Sample {
+    let mut s = Sample::default();
+    for &pid in pids {
+        if let Some(st) = read_stat(pid) {
+            s.cpu_ticks += st.utime + st.stime;
+            s.processes += 1;
+        }
+        s.rss_kib += read_rss_kib(pid).unwrap_or(0);
+    }
+    s
+}
+
+/// (busy, total) ticks of core `cpu` since boot, from its `cpuN` line in /proc/stat.
+pub fn core_ticks(cpu: usize) -> Option<(u64, u64)> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let key = format!("cpu{cpu} ");
+    let line = text.lines().find(|l| l.starts_with(&key))?;
+    parse_core_line(line)
+}
+
+fn parse_core_line(line: &str) -> Option<(u64, u64)> {
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    Some((total.saturating_sub(idle), total))
+}
+
+struct Stat {
+    ppid: u32,
+    utime: u64,
+    stime: u64,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Fields after the command name, which may itself contain spaces and parentheses.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] = state (field 3), so field N is f[N - 3].
+    Some(Stat { ppid: f.get(1)?.parse().ok()?, utime: f.get(11)?.parse().ok()?, stime: f.get(12)?.parse().ok()? })
+}
+
+fn read_rss_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_found_after_a_command_with_spaces() {
+        let line = "4242 (rtp engine) (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 3 0";
+        let st = parse_stat(line).unwrap();
+        assert_eq!((st.ppid, st.utime, st.stime), (17, 1234, 567));
+        assert!(parse_stat("1 (x) S").is_none());
+    }
+
+    #[test]
+    fn core_line_counts_iowait_as_idle() {
+        // user nice system idle iowait irq softirq steal
+        let (busy, total) = parse_core_line("cpu0 100 5 50 800 20 3 7 0 0 0").unwrap();
+        assert_eq!(total, 985);
+        assert_eq!(busy, 165);
+    }
+
+    #[test]
+    fn own_process_is_sampled() {
+        let me = std::process::id();
+        let s = sample(&tree(&[me]));
+        assert!(s.processes >= 1);
+        assert!(s.rss_kib > 0);
+        assert!(tree(&[me]).contains(&me));
+    }
+}

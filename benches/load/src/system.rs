@@ -1,0 +1,256 @@
+//! The systems under test: start them pinned to their core (`taskset`), wait until
+//! they answer, read their process tree, stop them. Every child is registered so an
+//! interrupt can end it, and `Drop` ends it on every other path.
+
+use std::fs::{self, File};
+use std::net::{SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::error::BenchError;
+
+/// The Kamailio configuration of the reference, with @NAME@ placeholders.
+const KAMAILIO_CFG: &str = include_str!("../../kamailio/kamailio.cfg");
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pids of running children, for the interrupt handler.
+static CHILDREN: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Sends SIGKILL to every child still registered (used on a second interrupt).
+pub fn kill_all_children() {
+    if let Ok(list) = CHILDREN.lock() {
+        for &pid in list.iter() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Which system a run measures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// Generator to itself, no system: the floor of the delay measurement.
+    Direct,
+    /// Kamailio (stateful proxy) + rtpengine (userspace forwarding).
+    Reference,
+    /// `callseal`; `record` = the caller presses 1 (recorded) rather than 2 (declined, relayed only).
+    Callseal { record: bool },
+}
+
+impl Kind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::Direct => "direct",
+            Kind::Reference => "reference",
+            Kind::Callseal { record: true } => "callseal",
+            Kind::Callseal { record: false } => "callseal-norec",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "direct" => Some(Kind::Direct),
+            "reference" | "rtpengine" => Some(Kind::Reference),
+            "callseal" => Some(Kind::Callseal { record: true }),
+            "callseal-norec" => Some(Kind::Callseal { record: false }),
+            _ => None,
+        }
+    }
+}
+
+/// Where and how to start the systems.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub sut_core: usize,
+    pub sip: SocketAddrV4,
+    pub ng_port: u16,
+    pub rtp_ports: (u16, u16),
+    pub callseal_bin: PathBuf,
+    /// Arguments for callseal; {sip}, {pbx}, {data}, {rtp_min}, {rtp_max} are filled in.
+    pub callseal_args: String,
+    pub work: PathBuf,
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// A started system; stopped on drop.
+pub struct Running {
+    pub kind: Kind,
+    procs: Vec<Proc>,
+}
+
+impl Running {
+    /// Starts `kind`, with calls routed to the PBX stand-in at `pbx`.
+    pub fn start(kind: &Kind, setup: &Setup, pbx: SocketAddrV4, run: usize) -> Result<Self, BenchError> {
+        let mut me = Running { kind: kind.clone(), procs: Vec::new() };
+        let dir = setup.work.join(format!("run{run:03}-{}", kind.name()));
+        fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the run folder", e))?;
+        match kind {
+            Kind::Direct => {}
+            Kind::Reference => {
+                let ng = SocketAddrV4::new(*setup.sip.ip(), setup.ng_port);
+                let args = [
+                    "--config-file=none".to_string(),
+                    "--table=-1".into(),
+                    "--interface=127.0.0.1".into(),
+                    format!("--listen-ng={ng}"),
+                    format!("--port-min={}", setup.rtp_ports.0),
+                    format!("--port-max={}", setup.rtp_ports.1),
+                    "--num-threads=1".into(),
+                    "--delete-delay=0".into(),
+                    "--foreground".into(),
+                    "--log-stderr".into(),
+                    "--log-level=4".into(),
+                ];
+                me.spawn(setup, "rtpengine", Path::new("rtpengine"), &args, &dir)?;
+                me.wait_until("rtpengine", &dir.join("rtpengine.log"), || ng_ping(ng))?;
+                let cfg = KAMAILIO_CFG
+                    .replace("@SIP_LISTEN@", &setup.sip.to_string())
+                    .replace("@NG_ADDR@", &ng.to_string())
+                    .replace("@PBX_ADDR@", &pbx.to_string());
+                let cfg_path = dir.join("kamailio.cfg");
+                fs::write(&cfg_path, cfg).map_err(|e| BenchError::io("write the kamailio configuration", e))?;
+                let rt = dir.join("run");
+                fs::create_dir_all(&rt).map_err(|e| BenchError::io("create the kamailio runtime folder", e))?;
+                let args = vec![
+                    "-DD".to_string(),
+                    "-E".into(),
+                    "-m".into(),
+                    "256".into(),
+                    "-f".into(),
+                    cfg_path.display().to_string(),
+                    "-w".into(),
+                    dir.display().to_string(),
+                    "-Y".into(),
+                    rt.display().to_string(),
+                ];
+                me.spawn(setup, "kamailio", Path::new("kamailio"), &args, &dir)?;
+            }
+            Kind::Callseal { .. } => {
+                let data = dir.join("data");
+                let args: Vec<String> = setup
+                    .callseal_args
+                    .split_whitespace()
+                    .map(|a| {
+                        a.replace("{sip}", &setup.sip.to_string())
+                            .replace("{pbx}", &format!("sip:pbx@{pbx}"))
+                            .replace("{data}", &data.display().to_string())
+                            .replace("{rtp_min}", &setup.rtp_ports.0.to_string())
+                            .replace("{rtp_max}", &setup.rtp_ports.1.to_string())
+                    })
+                    .collect();
+                me.spawn(setup, "callseal", &setup.callseal_bin, &args, &dir)?;
+            }
+        }
+        Ok(me)
+    }
+
+    /// Pids of every process of the system now (children forked by it included).
+    pub fn pids(&self) -> Vec<u32> {
+        crate::procfs::tree(&self.procs.iter().map(|p| p.child.id()).collect::<Vec<_>>())
+    }
+
+    /// The log of the process that answers SIP (named in error messages).
+    pub fn sip_log(&self) -> PathBuf {
+        self.procs.last().map(|p| p.log.clone()).unwrap_or_default()
+    }
+
+    /// Fails if any process has exited.
+    pub fn check_alive(&mut self) -> Result<(), BenchError> {
+        for p in &mut self.procs {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Err(BenchError::Exited { system: p.name.clone(), status: status.to_string(), log: p.log.clone() });
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `ready` holds, failing early if the process exits.
+    pub fn wait_until(&mut self, what: &str, log: &Path, mut ready: impl FnMut() -> bool) -> Result<(), BenchError> {
+        let end = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < end {
+            self.check_alive()?;
+            if ready() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(BenchError::NotReady {
+            system: what.to_string(),
+            secs: READY_TIMEOUT.as_secs(),
+            detail: "no answer on its control or SIP port".into(),
+            log: log.to_path_buf(),
+        })
+    }
+
+    fn spawn(&mut self, setup: &Setup, name: &str, program: &Path, args: &[String], dir: &Path) -> Result<(), BenchError> {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| BenchError::io("create a log file", e))?;
+        let err = out.try_clone().map_err(|e| BenchError::io("duplicate a log file handle", e))?;
+        // taskset execs the program: the child's pid is the system's pid.
+        let mut cmd = Command::new("taskset");
+        cmd.arg("-c").arg(setup.sut_core.to_string()).arg(program).args(args);
+        cmd.current_dir(dir).stdin(Stdio::null()).stdout(out).stderr(err);
+        let command = format!("taskset -c {} {} {}", setup.sut_core, program.display(), args.join(" "));
+        let child = cmd.spawn().map_err(|source| BenchError::Spawn { system: name.to_string(), command, source })?;
+        if let Ok(mut list) = CHILDREN.lock() {
+            list.push(child.id() as i32);
+        }
+        self.procs.push(Proc { name: name.to_string(), child, log });
+        Ok(())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Stop in reverse start order (the SIP front first), SIGTERM then SIGKILL.
+        for p in self.procs.iter_mut().rev() {
+            let pid = Pid::from_raw(p.child.id() as i32);
+            let _ = kill(pid, Signal::SIGTERM);
+            let end = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < end {
+                if let Ok(Some(_)) = p.child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if let Ok(None) = p.child.try_wait() {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+            }
+            if let Ok(mut list) = CHILDREN.lock() {
+                list.retain(|&x| x != pid.as_raw());
+            }
+        }
+    }
+}
+
+/// rtpengine's ng `ping` (bencode over UDP): true on `pong`.
+fn ng_ping(ng: SocketAddrV4) -> bool {
+    let Ok(s) = UdpSocket::bind("127.0.0.1:0") else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+    if s.send_to(b"lbping d7:command4:pinge", ng).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 256];
+    matches!(s.recv(&mut buf), Ok(n) if buf[..n].windows(4).any(|w| w == b"pong"))
+}
+
+/// Whether `program` can be run (on PATH or a path).
+pub fn have(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}

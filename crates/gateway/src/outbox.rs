@@ -1,0 +1,330 @@
+//! The durable escrow outbox: deposits and erasures survive an escrow outage and a restart.
+//!
+//! Every request is first written as one file (`<seq>.json`: written to a temporary name,
+//! fsynced, renamed, folder fsynced) and only then delivered; the file is removed after the
+//! escrow acknowledged it. Items hold sealed material only (HPKE-wrapped keys, signed
+//! evidence, ids): nothing in the outbox can decrypt a recording. Delivery is strictly in
+//! order, so an erasure never overtakes the deposit it erases; a retryable failure pauses the
+//! queue with exponential backoff, a permanent one moves the item to `failed/` for an operator.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::secrets::{create_private_dir, sync_parent};
+
+/// One request for the escrow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum OutboxItem {
+    /// Deposit a recording's wrapped data key with its signed consent evidence.
+    Deposit(Deposit),
+    /// Erase a recording (consent withdrawn).
+    Erase {
+        /// Recording id (32 hex digits).
+        recording: String,
+    },
+}
+
+impl OutboxItem {
+    pub fn recording(&self) -> &str {
+        match self {
+            OutboxItem::Deposit(d) => &d.recording,
+            OutboxItem::Erase { recording } => recording,
+        }
+    }
+}
+
+/// What a deposit carries. Byte fields are lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deposit {
+    pub recording: String,
+    pub epoch: u32,
+    pub retention_days: u32,
+    /// `WrappedKey::to_bytes()` (HPKE to the epoch public key).
+    pub wrapped_key: String,
+    /// Canonical JSON of the consent evidence, exactly the bytes that were signed.
+    pub evidence: String,
+    /// Ed25519 signature of `evidence` by the gateway key.
+    pub evidence_signature: String,
+    /// The gateway's Ed25519 public key.
+    pub gateway_key: String,
+    /// Recording start, ms since the Unix epoch (UTC).
+    pub started_at_unix_ms: u64,
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    /// Worth trying again later (escrow unreachable, storage busy) vs. refused for good.
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// The escrow side of the outbox: in-process service or HTTPS client.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver<'a>(
+        &'a self,
+        item: &'a OutboxItem,
+    ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>>;
+}
+
+/// The outbox folder and its sequence counter.
+pub struct Outbox {
+    dir: PathBuf,
+    next_seq: AtomicU64,
+    wake: Notify,
+    metrics: Arc<Metrics>,
+}
+
+impl Outbox {
+    /// Opens (creating) `dir` and counts what earlier runs left in it.
+    pub fn open(dir: &Path, metrics: Arc<Metrics>) -> Result<Arc<Self>, GatewayError> {
+        create_private_dir(dir)?;
+        create_private_dir(&dir.join("failed"))?;
+        let pending = list(dir)?;
+        let next = pending.last().map(|(seq, _)| seq + 1).unwrap_or(1);
+        metrics.outbox_depth.store(pending.len() as i64, Ordering::Relaxed);
+        Ok(Arc::new(Self { dir: dir.to_owned(), next_seq: AtomicU64::new(next), wake: Notify::new(), metrics }))
+    }
+
+    /// Durably queues `item`; returns once it is on disk.
+    pub fn push(&self, item: &OutboxItem) -> Result<(), GatewayError> {
+        let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
+        let bytes = serde_json::to_vec(item)
+            .map_err(|e| GatewayError::storage("encode outbox item for", &self.dir, std::io::Error::other(e)))?;
+        let tmp = self.dir.join(format!(".tmp-{seq:020}"));
+        let path = self.dir.join(format!("{seq:020}.json"));
+        write_synced(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &path).map_err(|e| GatewayError::storage("rename", &tmp, e))?;
+        sync_parent(&path)?;
+        self.metrics.outbox_depth.fetch_add(1, Ordering::Relaxed);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Items waiting, oldest first.
+    pub fn pending(&self) -> Result<Vec<OutboxItem>, GatewayError> {
+        list(&self.dir)?.into_iter().map(|(_, p)| read_item(&p)).collect()
+    }
+
+    /// Delivers until `stop` turns true. Retryable failures back off from `min` to `max`.
+    pub async fn run(self: Arc<Self>, deliver: Arc<dyn Deliver>, min: Duration, max: Duration, mut stop: watch::Receiver<bool>) {
+        let mut backoff = min;
+        loop {
+            match self.deliver_all(deliver.as_ref()).await {
+                Ok(()) => {
+                    backoff = min;
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                Err(e) => {
+                    self.metrics.escrow_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "escrow outbox: {e}; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(max);
+                }
+            }
+        }
+    }
+
+    /// One pass over the queue, in order. Stops at the first retryable failure.
+    pub async fn deliver_all(&self, deliver: &dyn Deliver) -> Result<(), DeliveryError> {
+        let entries = list(&self.dir).map_err(|e| DeliveryError { retryable: true, message: e.to_string() })?;
+        for (_, path) in entries {
+            let item = match read_item(&path) {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::error!("escrow outbox: {e}; moved to failed/");
+                    self.park(&path);
+                    continue;
+                }
+            };
+            match deliver.deliver(&item).await {
+                Ok(()) => {
+                    if let Err(e) = std::fs::remove_file(&path).map_err(|e| GatewayError::storage("remove", &path, e)) {
+                        // Delivered but not removed: it will be delivered again, which the
+                        // escrow accepts (deposits and erasures are idempotent).
+                        tracing::warn!("escrow outbox: {e}");
+                        return Err(DeliveryError { retryable: true, message: e.to_string() });
+                    }
+                    let _ = sync_parent(&path);
+                    self.metrics.outbox_depth.fetch_sub(1, Ordering::Relaxed);
+                    tracing::info!(recording = item.recording(), kind = kind(&item), "escrow outbox: delivered");
+                }
+                Err(e) if e.retryable => return Err(e),
+                Err(e) => {
+                    self.metrics.escrow_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(recording = item.recording(), kind = kind(&item), "escrow refused: {e}; moved to failed/ for an operator");
+                    self.park(&path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn park(&self, path: &Path) {
+        if let Some(name) = path.file_name() {
+            let target = self.dir.join("failed").join(name);
+            if std::fs::rename(path, &target).is_ok() {
+                let _ = sync_parent(&target);
+                let _ = sync_parent(path);
+                self.metrics.outbox_depth.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn kind(item: &OutboxItem) -> &'static str {
+    match item {
+        OutboxItem::Deposit(_) => "deposit",
+        OutboxItem::Erase { .. } => "erase",
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| GatewayError::storage("create", path, e))?;
+    f.write_all(bytes).map_err(|e| GatewayError::storage("write", path, e))?;
+    f.sync_all().map_err(|e| GatewayError::storage("fsync", path, e))
+}
+
+fn read_item(path: &Path) -> Result<OutboxItem, GatewayError> {
+    let bytes = std::fs::read(path).map_err(|e| GatewayError::storage("read", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| GatewayError::storage("decode", path, std::io::Error::other(e)))
+}
+
+/// `(seq, path)` of every committed item, ascending. Temporaries of an interrupted push are
+/// ignored (they were never acknowledged to the call).
+fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, GatewayError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| GatewayError::storage("list", dir, e))? {
+        let entry = entry.map_err(|e| GatewayError::storage("list", dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+        if let Ok(seq) = stem.parse::<u64>() {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(seq, _)| *seq);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Fails the first `fail_first` calls (retryable), refuses recordings named "bad", records the rest.
+    struct Fake {
+        fail_first: Mutex<u32>,
+        seen: Mutex<Vec<OutboxItem>>,
+    }
+
+    impl Deliver for Fake {
+        fn deliver<'a>(&'a self, item: &'a OutboxItem) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+            Box::pin(async move {
+                let mut left = self.fail_first.lock().unwrap();
+                if *left > 0 {
+                    *left -= 1;
+                    return Err(DeliveryError { retryable: true, message: "escrow unreachable".into() });
+                }
+                if item.recording() == "bad" {
+                    return Err(DeliveryError { retryable: false, message: "invalid".into() });
+                }
+                self.seen.lock().unwrap().push(item.clone());
+                Ok(())
+            })
+        }
+    }
+
+    fn erase(r: &str) -> OutboxItem {
+        OutboxItem::Erase { recording: r.into() }
+    }
+
+    #[tokio::test]
+    async fn items_survive_reopen_and_deliver_in_order_after_outage() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let ob = Outbox::open(dir.path(), metrics.clone()).unwrap();
+        ob.push(&erase("a")).unwrap();
+        ob.push(&erase("b")).unwrap();
+        assert_eq!(metrics.outbox_depth.load(Ordering::Relaxed), 2);
+        drop(ob);
+        // A restart finds both, in order, and continues numbering after them.
+        let ob = Outbox::open(dir.path(), metrics.clone()).unwrap();
+        ob.push(&erase("c")).unwrap();
+        assert_eq!(ob.pending().unwrap(), vec![erase("a"), erase("b"), erase("c")]);
+
+        let fake = Fake { fail_first: Mutex::new(1), seen: Mutex::new(vec![]) };
+        let err = ob.deliver_all(&fake).await.unwrap_err();
+        assert!(err.retryable);
+        assert_eq!(ob.pending().unwrap().len(), 3, "nothing lost while the escrow is down");
+        ob.deliver_all(&fake).await.unwrap();
+        assert_eq!(*fake.seen.lock().unwrap(), vec![erase("a"), erase("b"), erase("c")]);
+        assert!(ob.pending().unwrap().is_empty());
+        assert_eq!(metrics.outbox_depth.load(Ordering::Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn refused_item_is_parked_and_the_queue_moves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), Arc::new(Metrics::default())).unwrap();
+        ob.push(&erase("bad")).unwrap();
+        ob.push(&erase("ok")).unwrap();
+        let fake = Fake { fail_first: Mutex::new(0), seen: Mutex::new(vec![]) };
+        ob.deliver_all(&fake).await.unwrap();
+        assert_eq!(*fake.seen.lock().unwrap(), vec![erase("ok")]);
+        assert_eq!(std::fs::read_dir(dir.path().join("failed")).unwrap().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn corrupt_file_is_parked_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), Arc::new(Metrics::default())).unwrap();
+        std::fs::write(dir.path().join("00000000000000000001.json"), b"{not json").unwrap();
+        ob.push(&erase("x")).unwrap();
+        let fake = Fake { fail_first: Mutex::new(0), seen: Mutex::new(vec![]) };
+        ob.deliver_all(&fake).await.unwrap();
+        assert_eq!(*fake.seen.lock().unwrap(), vec![erase("x")]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runner_backs_off_then_delivers_when_the_escrow_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let ob = Outbox::open(dir.path(), Arc::new(Metrics::default())).unwrap();
+        ob.push(&erase("r")).unwrap();
+        let fake = Arc::new(Fake { fail_first: Mutex::new(3), seen: Mutex::new(vec![]) });
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(ob.clone().run(fake.clone(), Duration::from_secs(1), Duration::from_secs(4), rx));
+        // Failures at t=0, 1, 3 (backoff 1, 2), success at t=7 (backoff 4).
+        tokio::time::sleep(Duration::from_millis(6900)).await;
+        assert!(fake.seen.lock().unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(*fake.seen.lock().unwrap(), vec![erase("r")]);
+        tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+}

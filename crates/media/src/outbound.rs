@@ -164,7 +164,9 @@ impl OutboundStream {
         };
         let elapsed = now.saturating_duration_since(last);
         let units = elapsed.as_micros() * u128::from(self.clock_rate) / 1_000_000;
-        let units = u32::try_from(units).unwrap_or(u32::MAX).max(self.last_samples);
+        let units = u32::try_from(units)
+            .unwrap_or(u32::MAX)
+            .max(self.last_samples);
         self.last_ts.wrapping_add(units)
     }
 }
@@ -185,17 +187,41 @@ mod tests {
         let t0 = Instant::now();
         let mut out = OutboundStream::new(INIT, 8000);
         let a = out.local(t0, 160);
-        assert_eq!((a.sequence, a.timestamp, a.marker), (65534, u32::MAX - 100, true));
+        assert_eq!(
+            (a.sequence, a.timestamp, a.marker),
+            (65534, u32::MAX - 100, true)
+        );
         let b = out.local(t0 + Duration::from_millis(20), 160);
         assert_eq!((b.sequence, b.timestamp, b.marker), (65535, 59, false));
         // Relay starts 60 ms after the last local frame: ts +480, seq +1, M=1.
-        let c = out.relay(t0 + Duration::from_millis(80), 99, 5000, 1_000_000, false, 160);
+        let c = out.relay(
+            t0 + Duration::from_millis(80),
+            99,
+            5000,
+            1_000_000,
+            false,
+            160,
+        );
         assert_eq!((c.sequence, c.timestamp, c.marker), (0, 59 + 480, true));
         // A gap upstream (seq 5002) stays a gap downstream.
-        let d = out.relay(t0 + Duration::from_millis(120), 99, 5002, 1_000_320, false, 160);
+        let d = out.relay(
+            t0 + Duration::from_millis(120),
+            99,
+            5002,
+            1_000_320,
+            false,
+            160,
+        );
         assert_eq!((d.sequence, d.timestamp, d.marker), (2, 59 + 800, false));
         // The missing packet arrives late: it keeps its place, the stream does not move back.
-        let e = out.relay(t0 + Duration::from_millis(121), 99, 5001, 1_000_160, false, 160);
+        let e = out.relay(
+            t0 + Duration::from_millis(121),
+            99,
+            5001,
+            1_000_160,
+            false,
+            160,
+        );
         assert_eq!((e.sequence, e.timestamp), (1, 59 + 640));
         let f = out.local(t0 + Duration::from_millis(121), 160);
         assert_eq!((f.sequence, f.timestamp, f.marker), (3, 59 + 960, true));

@@ -10,8 +10,7 @@ use std::time::Duration;
 pub const PROMPT_SAMPLE_RATE: u32 = 8000;
 
 /// The command that converts any audio file to the accepted format.
-pub const SOX_CONVERT_HINT: &str =
-    "sox INPUT -r 8000 -c 1 -b 16 -e signed-integer OUTPUT.wav";
+pub const SOX_CONVERT_HINT: &str = "sox INPUT -r 8000 -c 1 -b 16 -e signed-integer OUTPUT.wav";
 
 /// Why a prompt could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -184,10 +183,22 @@ mod tests {
     #[test]
     fn other_formats_are_refused_with_the_sox_command() {
         for (s, found) in [
-            (spec(22050, 1, 16, hound::SampleFormat::Int), "22050 Hz, 1 channel(s), 16 bit"),
-            (spec(8000, 2, 16, hound::SampleFormat::Int), "8000 Hz, 2 channel(s), 16 bit"),
-            (spec(8000, 1, 8, hound::SampleFormat::Int), "8000 Hz, 1 channel(s), 8 bit"),
-            (spec(8000, 1, 32, hound::SampleFormat::Float), "32 bit float"),
+            (
+                spec(22050, 1, 16, hound::SampleFormat::Int),
+                "22050 Hz, 1 channel(s), 16 bit",
+            ),
+            (
+                spec(8000, 2, 16, hound::SampleFormat::Int),
+                "8000 Hz, 2 channel(s), 16 bit",
+            ),
+            (
+                spec(8000, 1, 8, hound::SampleFormat::Int),
+                "8000 Hz, 1 channel(s), 8 bit",
+            ),
+            (
+                spec(8000, 1, 32, hound::SampleFormat::Float),
+                "32 bit float",
+            ),
         ] {
             let bytes = wav_bytes(s, &[0, 0]);
             let err = Prompt::from_wav(bytes.as_slice()).unwrap_err();
@@ -201,7 +212,10 @@ mod tests {
         let err = Prompt::from_wav(&b"RIFF....WAVEjunk"[..]).unwrap_err();
         assert!(matches!(err, PromptError::Unreadable { .. }), "{err}");
         let empty = wav_bytes(spec(8000, 1, 16, hound::SampleFormat::Int), &[]);
-        assert!(matches!(Prompt::from_wav(empty.as_slice()), Err(PromptError::Empty)));
+        assert!(matches!(
+            Prompt::from_wav(empty.as_slice()),
+            Err(PromptError::Empty)
+        ));
     }
 
     #[test]

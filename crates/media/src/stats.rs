@@ -29,6 +29,10 @@ pub struct LegStats {
     pub dropped_srtp: u64,
     /// Packets of a superseded SSRC that arrived after a newer source took over.
     pub dropped_stale_ssrc: u64,
+    /// Packets received while the gateway's direction on the leg excludes receiving (hold).
+    pub dropped_direction: u64,
+    /// Prompt frames skipped because the shell woke the session too late to send them in time.
+    pub frames_skipped: u64,
     /// Valid RTCP compound packets received (terminated, not forwarded).
     pub rtcp_received: u64,
     /// Number of times the inbound SSRC changed.

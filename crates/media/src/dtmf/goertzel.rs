@@ -144,10 +144,7 @@ impl InbandDetector {
 
 /// Index and power of the strongest bin if it exceeds every other bin by `margin`.
 fn strongest(bins: &[f32], margin: f32) -> Option<(usize, f32)> {
-    let (best, &p) = bins
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))?;
+    let (best, &p) = bins.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1))?;
     let clear = bins
         .iter()
         .enumerate()

@@ -162,6 +162,11 @@ impl EventDetector {
         Ok(self.update(now, ssrc, timestamp, event, detected))
     }
 
+    /// Whether the robustness rule for non-conformant senders is on.
+    pub fn merges_contiguous(&self) -> bool {
+        self.merge_contiguous
+    }
+
     /// When the running event times out without an end packet.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.active.map(|a| a.last_update + EVENT_SOFT_TIMEOUT)
@@ -247,7 +252,8 @@ impl EventGenerator {
     /// A key press of `duration` sent every `ptime` (8 kHz clock), at `volume` −dBm0
     /// (10 is usual). Durations beyond 0xFFFF units (8.19 s) are clamped.
     pub fn new(digit: Digit, duration: Duration, ptime: Duration, volume: u8) -> Self {
-        let units = |d: Duration| u16::try_from(d.as_millis().saturating_mul(8)).unwrap_or(u16::MAX);
+        let units =
+            |d: Duration| u16::try_from(d.as_millis().saturating_mul(8)).unwrap_or(u16::MAX);
         let step = units(ptime).max(8);
         Self {
             code: digit.event_code(),

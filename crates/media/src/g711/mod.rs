@@ -94,7 +94,11 @@ pub const fn ulaw_encode(sample: i16) -> u8 {
     // 14-bit magnitude (one's complement for negatives) plus the µ-law bias of 33, clipped.
     let positive = sample >= 0;
     let magnitude = if positive { sample >> 2 } else { !sample >> 2 } as i32 + 33;
-    let biased = if magnitude > 0x1fff { 0x1fff } else { magnitude };
+    let biased = if magnitude > 0x1fff {
+        0x1fff
+    } else {
+        magnitude
+    };
     // Segment = position of the highest set bit above bit 5 (values 33..=63 are segment 0).
     let segment = (31 - (biased as u32 | 0x3f).leading_zeros()) as i32 - 5;
     let mantissa = (biased >> (segment + 1)) & 0x0f;
@@ -123,7 +127,11 @@ const fn ulaw_decode_const(code: u8) -> i16 {
     let exponent = ((inverted >> 4) & 0x07) as i32;
     let mantissa = (inverted & 0x0f) as i32;
     let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    (if code & 0x80 != 0 { magnitude } else { -magnitude }) as i16
+    (if code & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }) as i16
 }
 
 const fn alaw_decode_const(code: u8) -> i16 {

@@ -10,7 +10,11 @@ fn ref_ulaw_decode(code: u8) -> i32 {
     let e = i32::from((bits >> 4) & 7);
     let m = i32::from(bits & 15);
     let magnitude = ((2 * m + 33) * (1 << e) - 33) * 4;
-    if code & 0x80 != 0 { magnitude } else { -magnitude }
+    if code & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }
 }
 
 /// A-law reconstruction level, 13-bit domain: 2m + 1 in segment 0, (2m + 33)·2^(e−1) above,
@@ -24,14 +28,22 @@ fn ref_alaw_decode(code: u8) -> i32 {
     } else {
         (2 * m + 33) * (1 << (e - 1)) * 8
     };
-    if bits & 0x80 != 0 { magnitude } else { -magnitude }
+    if bits & 0x80 != 0 {
+        magnitude
+    } else {
+        -magnitude
+    }
 }
 
 /// The µ-law code whose decision interval holds `x`: the 14-bit magnitude plus bias 33 lies in
 /// [(16 + m)·2^(e+1), (17 + m)·2^(e+1)); search all (e, m).
 fn ref_ulaw_encode(x: i16) -> u8 {
     let x = i32::from(x);
-    let (negative, mag14) = if x < 0 { (true, (-x - 1) >> 2) } else { (false, x >> 2) };
+    let (negative, mag14) = if x < 0 {
+        (true, (-x - 1) >> 2)
+    } else {
+        (false, x >> 2)
+    };
     let biased = (mag14 + 33).min(8191);
     for e in 0..8 {
         for m in 0..16 {
@@ -50,7 +62,11 @@ fn ref_ulaw_encode(x: i16) -> u8 {
 /// [m, m + 1), segment e ≥ 1 covers [(16 + m)·2^(e−1), (17 + m)·2^(e−1)).
 fn ref_alaw_encode(x: i16) -> u8 {
     let x = i32::from(x);
-    let (negative, mag12) = if x < 0 { (true, (-x - 1) >> 4) } else { (false, x >> 4) };
+    let (negative, mag12) = if x < 0 {
+        (true, (-x - 1) >> 4)
+    } else {
+        (false, x >> 4)
+    };
     for e in 0..8 {
         for m in 0..16 {
             let (lo, hi) = if e == 0 {
@@ -60,7 +76,11 @@ fn ref_alaw_encode(x: i16) -> u8 {
             };
             if (lo..hi).contains(&mag12) {
                 let code = ((e << 4) | m) as u8;
-                return if negative { code ^ 0x55 } else { (code | 0x80) ^ 0x55 };
+                return if negative {
+                    code ^ 0x55
+                } else {
+                    (code | 0x80) ^ 0x55
+                };
             }
         }
     }
@@ -70,7 +90,11 @@ fn ref_alaw_encode(x: i16) -> u8 {
 #[test]
 fn all_256_ulaw_decodes_match_reference() {
     for code in 0..=255u8 {
-        assert_eq!(i32::from(ulaw_decode(code)), ref_ulaw_decode(code), "code {code:#04x}");
+        assert_eq!(
+            i32::from(ulaw_decode(code)),
+            ref_ulaw_decode(code),
+            "code {code:#04x}"
+        );
     }
     assert_eq!(ulaw_decode(0xff), 0);
     assert_eq!(ulaw_decode(0x80), 32124);
@@ -80,7 +104,11 @@ fn all_256_ulaw_decodes_match_reference() {
 #[test]
 fn all_256_alaw_decodes_match_reference() {
     for code in 0..=255u8 {
-        assert_eq!(i32::from(alaw_decode(code)), ref_alaw_decode(code), "code {code:#04x}");
+        assert_eq!(
+            i32::from(alaw_decode(code)),
+            ref_alaw_decode(code),
+            "code {code:#04x}"
+        );
     }
     assert_eq!(alaw_decode(0xd5), 8);
     assert_eq!(alaw_decode(0xaa), 32256);
@@ -105,7 +133,11 @@ fn all_65536_alaw_encodes_match_reference() {
 fn encode_of_decode_is_identity_except_negative_zero() {
     for code in 0..=255u8 {
         let expected_u = if code == 0x7f { 0xff } else { code };
-        assert_eq!(ulaw_encode(ulaw_decode(code)), expected_u, "µ-law {code:#04x}");
+        assert_eq!(
+            ulaw_encode(ulaw_decode(code)),
+            expected_u,
+            "µ-law {code:#04x}"
+        );
         // A-law has no code for 0: every code round-trips.
         assert_eq!(alaw_encode(alaw_decode(code)), code, "A-law {code:#04x}");
     }

@@ -74,43 +74,10 @@ impl<'a> RtpView<'a> {
     /// 32-bit words, zero allowed; RFC 3550 §5.3.1) and padding (1 ≤ count ≤ bytes after the
     /// header). Never panics, never allocates.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, RtpError> {
+        let header_len = header_len(bytes)?;
         let len = bytes.len();
-        let b0 = match bytes.first() {
-            Some(&b0) if len >= FIXED_HEADER_LEN => b0,
-            _ => return Err(RtpError::TooShort { len }),
-        };
-        let version = b0 >> 6;
-        if version != 2 {
-            return Err(RtpError::BadVersion { version });
-        }
-        let csrc_count = b0 & 0x0f;
-        let mut header_len = FIXED_HEADER_LEN + 4 * usize::from(csrc_count);
-        if header_len > len {
-            return Err(RtpError::CsrcTruncated {
-                csrc_count,
-                needed: header_len,
-                len,
-            });
-        }
-        if b0 & 0x10 != 0 {
-            // RFC 3550 §5.3.1: 16-bit profile, 16-bit length in words excluding these 4 bytes.
-            let Some(&[_, _, hi, lo]) = bytes.get(header_len..header_len + 4) else {
-                return Err(RtpError::ExtensionTruncated {
-                    needed: header_len + 4,
-                    len,
-                });
-            };
-            let words = usize::from(u16::from_be_bytes([hi, lo]));
-            header_len += 4 + 4 * words;
-            if header_len > len {
-                return Err(RtpError::ExtensionTruncated {
-                    needed: header_len,
-                    len,
-                });
-            }
-        }
         let mut payload_end = len;
-        if b0 & 0x20 != 0 {
+        if bytes.first().is_some_and(|b0| b0 & 0x20 != 0) {
             let available = len - header_len;
             // RFC 3550 §5.1: the count includes itself, so it is at least 1 and cannot reach
             // into the header.
@@ -194,12 +161,11 @@ impl<'a> RtpView<'a> {
     /// have already been made. Fails if an extension element runs past the extension block.
     pub fn to_rtc_packet(&self) -> Result<rtc_rtp::Packet, RtpError> {
         let mut buf = Bytes::copy_from_slice(self.bytes);
-        let packet = rtc_rtp::Packet::unmarshal(&mut buf).map_err(|_| {
-            RtpError::ExtensionTruncated {
+        let packet =
+            rtc_rtp::Packet::unmarshal(&mut buf).map_err(|_| RtpError::ExtensionTruncated {
                 needed: self.payload_start,
                 len: self.bytes.len(),
-            }
-        })?;
+            })?;
         // rtc-rtp does not bound elements by the declared extension length; a payload of the
         // wrong size means an element overran it.
         if packet.payload.len() != self.payload().len() {
@@ -215,6 +181,48 @@ impl<'a> RtpView<'a> {
         // In bounds: parse() guaranteed at least FIXED_HEADER_LEN bytes.
         self.bytes.get(i).copied().unwrap_or(0)
     }
+}
+
+/// Validates the header of an RTP or SRTP packet (version, CSRC list, extension; RFC 3550
+/// §5.1, §5.3.1) and returns its length. Padding is not checked: under SRTP it lies inside the
+/// encrypted part (RFC 3711 §3.1), so it is checked after decryption by [`RtpView::parse`].
+pub fn header_len(bytes: &[u8]) -> Result<usize, RtpError> {
+    let len = bytes.len();
+    let b0 = match bytes.first() {
+        Some(&b0) if len >= FIXED_HEADER_LEN => b0,
+        _ => return Err(RtpError::TooShort { len }),
+    };
+    let version = b0 >> 6;
+    if version != 2 {
+        return Err(RtpError::BadVersion { version });
+    }
+    let csrc_count = b0 & 0x0f;
+    let mut header_len = FIXED_HEADER_LEN + 4 * usize::from(csrc_count);
+    if header_len > len {
+        return Err(RtpError::CsrcTruncated {
+            csrc_count,
+            needed: header_len,
+            len,
+        });
+    }
+    if b0 & 0x10 != 0 {
+        // RFC 3550 §5.3.1: 16-bit profile, 16-bit length in words excluding these 4 bytes.
+        let Some(&[_, _, hi, lo]) = bytes.get(header_len..header_len + 4) else {
+            return Err(RtpError::ExtensionTruncated {
+                needed: header_len + 4,
+                len,
+            });
+        };
+        let words = usize::from(u16::from_be_bytes([hi, lo]));
+        header_len += 4 + 4 * words;
+        if header_len > len {
+            return Err(RtpError::ExtensionTruncated {
+                needed: header_len,
+                len,
+            });
+        }
+    }
+    Ok(header_len)
 }
 
 /// Fields of an RTP header the gateway writes (no CSRC, no extension, no padding).

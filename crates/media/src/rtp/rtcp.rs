@@ -41,7 +41,8 @@ pub fn parse_rtcp(bytes: &[u8]) -> Result<RtcpSummary, RtcpError> {
         _ => return Err(RtcpError::Malformed { len }),
     }
     let mut buf = Bytes::copy_from_slice(bytes);
-    let packets = rtc_rtcp::packet::unmarshal(&mut buf).map_err(|_| RtcpError::Malformed { len })?;
+    let packets =
+        rtc_rtcp::packet::unmarshal(&mut buf).map_err(|_| RtcpError::Malformed { len })?;
     let mut summary = RtcpSummary {
         packets: packets.len(),
         ..RtcpSummary::default()

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{InbandDtmf, Leg, LegConfig, MediaError, PayloadMap};
+use super::{InbandDtmf, Leg, LegConfig, MediaDirection, MediaError, PayloadMap, SrtpConfig};
 use crate::dtmf::{Digit, EventDetector, EventGenerator, InbandDetector};
 use crate::outbound::{OutboundStream, StreamInit};
 use crate::prompt::Prompt;
@@ -42,7 +42,9 @@ pub(super) enum Latch {
     /// No media negotiated yet: nothing is admitted.
     Unconfigured,
     /// Any source may latch until `until`; afterwards only the signalled address.
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     Latched(SocketAddr),
 }
 
@@ -64,11 +66,16 @@ pub(super) struct EventSend {
     pub(super) started: bool,
 }
 
+/// Keys and the inbound and outbound contexts built from them.
+type SrtpState = (Option<SrtpConfig>, Option<SrtpContext>, Option<SrtpContext>);
+
 pub(super) struct Negotiated {
     pub(super) remote: Option<SocketAddr>,
     pub(super) receive: PayloadMap,
     pub(super) send: PayloadMap,
     pub(super) ptime: Duration,
+    pub(super) direction: MediaDirection,
+    pub(super) srtp_keys: Option<SrtpConfig>,
     pub(super) inbound_srtp: Option<SrtpContext>,
     pub(super) outbound_srtp: Option<SrtpContext>,
     pub(super) inband: bool,
@@ -124,25 +131,37 @@ impl LegState {
         if !(10..=200).contains(&ms) {
             return Err(MediaError::BadPtime { leg, ms });
         }
-        let srtp_err = |source| MediaError::Srtp { leg, source };
-        let (inbound_srtp, outbound_srtp) = match &config.srtp {
-            Some(keys) => (
-                Some(SrtpContext::new(&keys.inbound, Direction::Inbound).map_err(srtp_err)?),
-                Some(SrtpContext::new(&keys.outbound, Direction::Outbound).map_err(srtp_err)?),
-            ),
-            None => (None, None),
-        };
-        let previous_remote = self.negotiated.as_ref().and_then(|n| n.remote);
-        let first = self.negotiated.is_none();
+        for map in [&config.receive, &config.send] {
+            map.validate()
+                .map_err(|(pt, reason)| MediaError::BadPayloadType { leg, pt, reason })?;
+        }
+        let mut previous = self.negotiated.take();
+        let (srtp_keys, inbound_srtp, outbound_srtp) =
+            match Self::srtp_contexts(leg, config.srtp, previous.as_mut()) {
+                Ok(contexts) => contexts,
+                Err(e) => {
+                    // A refused re-configuration leaves the leg as it was.
+                    self.negotiated = previous;
+                    return Err(e);
+                }
+            };
+        let previous_remote = previous.as_ref().and_then(|n| n.remote);
+        let first = previous.is_none();
         if first || previous_remote != config.remote {
-            self.latch = Latch::Open { until: now + window };
+            self.latch = Latch::Open {
+                until: now + window,
+            };
         }
         let inband = match config.inband_dtmf {
             InbandDtmf::Off => false,
             InbandDtmf::On => true,
             InbandDtmf::WhenNoTelephoneEvent => config.receive.telephone_event.is_none(),
         };
-        self.events = EventDetector::new(config.merge_contiguous_events);
+        // Keep the detector (and its memory of ended events) across re-INVITEs, so end copies
+        // arriving around a re-negotiation stay duplicates (RFC 4733 §2.5.1.4).
+        if first || self.events.merges_contiguous() != config.merge_contiguous_events {
+            self.events = EventDetector::new(config.merge_contiguous_events);
+        }
         if first {
             self.last_rx = Some(now);
         }
@@ -151,11 +170,47 @@ impl LegState {
             receive: config.receive,
             send: config.send,
             ptime: config.ptime,
+            direction: config.direction,
+            srtp_keys,
             inbound_srtp,
             outbound_srtp,
             inband,
         });
         Ok(())
+    }
+
+    /// SRTP contexts for a (re)configuration: the running contexts are kept when the keys did
+    /// not change, so rollover counters and replay windows survive a re-INVITE (RFC 3711 §3.3.1).
+    fn srtp_contexts(
+        leg: Leg,
+        keys: Option<SrtpConfig>,
+        previous: Option<&mut Negotiated>,
+    ) -> Result<SrtpState, MediaError> {
+        let Some(keys) = keys else {
+            return Ok((None, None, None));
+        };
+        let srtp_err = |source| MediaError::Srtp { leg, source };
+        let old = previous.as_ref().and_then(|p| p.srtp_keys.as_ref());
+        let keep_in = old.is_some_and(|k| k.inbound.same_as(&keys.inbound));
+        let keep_out = old.is_some_and(|k| k.outbound.same_as(&keys.outbound));
+        // Build what is new first: a failure must leave the previous contexts in place.
+        let new_in = if keep_in {
+            None
+        } else {
+            Some(SrtpContext::new(&keys.inbound, Direction::Inbound).map_err(srtp_err)?)
+        };
+        let new_out = if keep_out {
+            None
+        } else {
+            Some(SrtpContext::new(&keys.outbound, Direction::Outbound).map_err(srtp_err)?)
+        };
+        let (old_in, old_out) = match previous {
+            Some(p) => (p.inbound_srtp.take(), p.outbound_srtp.take()),
+            None => (None, None),
+        };
+        let inbound = new_in.or(old_in);
+        let outbound = new_out.or(old_out);
+        Ok((Some(keys), inbound, outbound))
     }
 
     /// Strict source (rtpengine's model): `Ok(true)` if this packet would latch the leg.
@@ -170,6 +225,18 @@ impl LegState {
         }
     }
 
+    /// RTCP never latches; it is admitted from the IP address of the RTP peer (latched or
+    /// signalled), on any port, since without rtcp-mux it comes from the peer's RTCP port
+    /// (RFC 3550 §11, RFC 3605), and from anywhere while the latching window is open.
+    pub(super) fn admit_rtcp(&self, now: Instant, from: SocketAddr) -> bool {
+        let signalled = self.negotiated.as_ref().and_then(|n| n.remote);
+        match self.latch {
+            Latch::Unconfigured => false,
+            Latch::Latched(peer) => peer.ip() == from.ip(),
+            Latch::Open { until } => now < until || signalled.is_some_and(|s| s.ip() == from.ip()),
+        }
+    }
+
     pub(super) fn latched(&self) -> Option<SocketAddr> {
         match self.latch {
             Latch::Latched(a) => Some(a),
@@ -177,9 +244,14 @@ impl LegState {
         }
     }
 
-    /// Where to send: the latched peer, else the signalled address; nothing on hold.
+    /// Where to send: the latched peer, else the signalled address; nothing on hold
+    /// (`c=0.0.0.0`, or a direction without sending).
     pub(super) fn destination(&self) -> Option<SocketAddr> {
-        let signalled = self.negotiated.as_ref()?.remote?;
+        let negotiated = self.negotiated.as_ref()?;
+        if !negotiated.direction.sends() {
+            return None;
+        }
+        let signalled = negotiated.remote?;
         Some(self.latched().unwrap_or(signalled))
     }
 
@@ -240,10 +312,7 @@ impl LegState {
     }
 
     pub(super) fn stop_playout(&mut self) -> bool {
-        let was = self
-            .playout
-            .take()
-            .is_some_and(|p| !p.silent_finish);
+        let was = self.playout.take().is_some_and(|p| !p.silent_finish);
         if was {
             self.outbound.interrupt();
         }
@@ -274,7 +343,11 @@ impl LegState {
 
     /// Key pressed on this leg: barge-in if the prompt allows it.
     pub(super) fn barge_in(&mut self) -> bool {
-        if self.playout.as_ref().is_some_and(|p| p.barge_in && !p.silent_finish) {
+        if self
+            .playout
+            .as_ref()
+            .is_some_and(|p| p.barge_in && !p.silent_finish)
+        {
             self.playout = None;
             self.outbound.interrupt();
             return true;
@@ -283,9 +356,9 @@ impl LegState {
     }
 
     pub(super) fn samples_per_frame(&self) -> usize {
-        self.negotiated
-            .as_ref()
-            .map_or(160, |n| usize::try_from(n.ptime.as_millis() * 8).unwrap_or(160))
+        self.negotiated.as_ref().map_or(160, |n| {
+            usize::try_from(n.ptime.as_millis() * 8).unwrap_or(160)
+        })
     }
 
     pub(super) fn digit_prompt(digit: Digit, duration: Duration) -> Prompt {

@@ -11,6 +11,7 @@
 //! immediately and may queue packets and events too.
 
 mod leg;
+mod relay;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -66,6 +67,38 @@ pub struct PayloadMap {
 }
 
 impl PayloadMap {
+    /// Checks the map: PTs within 7 bits, distinct, none in 64–95 (RFC 5761 §4: they collide
+    /// with RTCP under rtcp-mux), and telephone-event not on a static PT (RFC 3551 Table 4:
+    /// e.g. PT 10 is L16; field case 031).
+    pub fn validate(&self) -> Result<(), (u8, &'static str)> {
+        let all = [Some(self.audio), self.telephone_event, self.comfort_noise];
+        for pt in all.into_iter().flatten() {
+            if pt > 127 {
+                return Err((pt, "payload types have 7 bits"));
+            }
+            if (64..=95).contains(&pt) {
+                return Err((
+                    pt,
+                    "PTs 64-95 collide with RTCP packet types under rtcp-mux",
+                ));
+            }
+        }
+        if let Some(pt) = self.telephone_event {
+            if pt < 35 {
+                return Err((pt, "telephone-event cannot use a statically assigned PT"));
+            }
+            if pt == self.audio || self.comfort_noise == Some(pt) {
+                return Err((pt, "telephone-event shares its PT with another format"));
+            }
+        }
+        if let Some(pt) = self.comfort_noise
+            && pt == self.audio
+        {
+            return Err((pt, "comfort noise shares its PT with the audio codec"));
+        }
+        Ok(())
+    }
+
     /// G.711 on its static PT, no telephone-event, no comfort noise.
     pub fn g711(codec: Codec) -> Self {
         Self {
@@ -101,6 +134,32 @@ pub enum InbandDtmf {
     On,
 }
 
+/// The gateway's own media direction on a leg (its SDP attribute, RFC 3264 §6.1, §8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaDirection {
+    /// Sends and receives.
+    #[default]
+    SendRecv,
+    /// Only sends: what the peer sends is counted and dropped.
+    SendOnly,
+    /// Only receives: nothing is sent to the peer (the peer put the call on hold).
+    RecvOnly,
+    /// Neither: nothing is sent, received media is counted and dropped.
+    Inactive,
+}
+
+impl MediaDirection {
+    /// Whether the gateway sends media on the leg.
+    pub fn sends(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::SendOnly)
+    }
+
+    /// Whether the gateway accepts media from the leg.
+    pub fn receives(self) -> bool {
+        matches!(self, MediaDirection::SendRecv | MediaDirection::RecvOnly)
+    }
+}
+
 /// SRTP keys of a leg (SDES): the key the peer announced (to unprotect what it sends) and the
 /// key the gateway announced (to protect what it sends).
 pub struct SrtpConfig {
@@ -121,6 +180,8 @@ pub struct LegConfig {
     pub send: PayloadMap,
     /// Packet duration the peer asked for (`a=ptime`, default 20 ms).
     pub ptime: Duration,
+    /// The gateway's direction on the leg (hold is `RecvOnly` or `Inactive`).
+    pub direction: MediaDirection,
     /// SRTP keys, `None` for plain RTP.
     pub srtp: Option<SrtpConfig>,
     /// In-band DTMF detection policy.
@@ -139,6 +200,7 @@ impl LegConfig {
             receive: payloads,
             send: payloads,
             ptime: Duration::from_millis(20),
+            direction: MediaDirection::SendRecv,
             srtp: None,
             inband_dtmf: InbandDtmf::default(),
             merge_contiguous_events: false,
@@ -283,6 +345,16 @@ pub enum MediaError {
         /// The value.
         ms: u128,
     },
+    /// A payload type that cannot carry what it was negotiated for.
+    #[error("payload type {pt} on the {leg:?} leg cannot be used: {reason}; fix the SDP mapping")]
+    BadPayloadType {
+        /// Leg.
+        leg: Leg,
+        /// The payload type.
+        pt: u8,
+        /// Why.
+        reason: &'static str,
+    },
     /// The leg has not been configured yet.
     #[error("the {leg:?} leg has no negotiated media yet; configure it before playing or sending")]
     LegNotConfigured {
@@ -376,7 +448,10 @@ impl MediaSession {
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = self.config.media_timeout;
-        self.legs.iter().filter_map(|l| l.next_deadline(timeout)).min()
+        self.legs
+            .iter()
+            .filter_map(|l| l.next_deadline(timeout))
+            .min()
     }
 
     /// Starts a prompt on `leg` now (replacing any prompt playing there). Frames follow the
@@ -403,6 +478,18 @@ impl MediaSession {
     /// Whether a prompt is playing on `leg`.
     pub fn is_playing(&self, leg: Leg) -> bool {
         self.leg(leg).is_playing()
+    }
+
+    /// Changes the gateway's direction on `leg` without renegotiating anything else (hold:
+    /// `RecvOnly` or `Inactive`; resume: `SendRecv`). The latched peer is kept.
+    pub fn set_direction(&mut self, leg: Leg, direction: MediaDirection) -> Result<(), MediaError> {
+        match self.leg_mut(leg).negotiated.as_mut() {
+            Some(n) => {
+                n.direction = direction;
+                Ok(())
+            }
+            None => Err(MediaError::LegNotConfigured { leg }),
+        }
     }
 
     /// Relays audio between the legs (on) or isolates them (off).

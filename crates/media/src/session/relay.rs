@@ -3,9 +3,9 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::leg::{EventSend, LegState, Latch, PayloadKind, Playout, SourceUpdate};
+use super::leg::{EventSend, Latch, LegState, PayloadKind, Playout, SourceUpdate};
 use super::{Leg, MediaError, MediaEvent, MediaSession, Playback, PromptOutcome, Transmit};
 use crate::dtmf::{Digit, DtmfSource, EventGenerator};
 use crate::rtp::{self, PacketKind, RtpHeader, RtpView};
@@ -13,43 +13,61 @@ use crate::tap::{FrameKind, TapFrame};
 
 /// Decoded samples are fed to the in-band detector in chunks of this size (no allocation).
 const DECODE_CHUNK: usize = 160;
+/// How late a prompt frame may be sent before it is skipped instead.
+const MAX_PLAYOUT_LAG: Duration = Duration::from_millis(200);
 /// Volume of generated telephone-events, −dBm0 (RFC 4733 §2.3.4).
 const EVENT_VOLUME: u8 = 10;
 
 impl MediaSession {
     pub(super) fn receive(&mut self, now: Instant, leg: Leg, from: SocketAddr, bytes: &[u8]) {
         let state = &mut self.legs[leg.index()];
+        match rtp::classify(bytes) {
+            PacketKind::Rtp => {}
+            PacketKind::Rtcp => {
+                if state.admit_rtcp(now, from) {
+                    receive_rtcp(state, bytes);
+                } else {
+                    state.stats.dropped_latching += 1;
+                }
+                return;
+            }
+            PacketKind::Other => {
+                if state.admit(now, from).is_some() {
+                    state.stats.malformed += 1;
+                } else {
+                    state.stats.dropped_latching += 1;
+                }
+                return;
+            }
+        }
         let Some(latching) = state.admit(now, from) else {
             state.stats.dropped_latching += 1;
             return;
         };
-        match rtp::classify(bytes) {
-            PacketKind::Rtp => {}
-            PacketKind::Rtcp => {
-                receive_rtcp(state, bytes);
-                return;
-            }
-            PacketKind::Other => {
-                state.stats.malformed += 1;
-                return;
-            }
-        }
         let decrypted;
         let plain: &[u8] = match state
             .negotiated
             .as_mut()
             .and_then(|n| n.inbound_srtp.as_mut())
         {
-            Some(ctx) => match ctx.unprotect_rtp(bytes) {
-                Ok(p) => {
-                    decrypted = p;
-                    &decrypted
-                }
-                Err(_) => {
-                    state.stats.dropped_srtp += 1;
+            Some(ctx) => {
+                // The header is checked before the SRTP library sees it; padding is encrypted
+                // and checked after decryption (RFC 3711 §3.1).
+                if rtp::header_len(bytes).is_err() {
+                    state.stats.malformed += 1;
                     return;
                 }
-            },
+                match ctx.unprotect_rtp(bytes) {
+                    Ok(p) => {
+                        decrypted = p;
+                        &decrypted
+                    }
+                    Err(_) => {
+                        state.stats.dropped_srtp += 1;
+                        return;
+                    }
+                }
+            }
             None => bytes,
         };
         let Ok(view) = RtpView::parse(plain) else {
@@ -59,12 +77,21 @@ impl MediaSession {
         // Only a valid (and, with SRTP, authenticated) packet may latch the leg.
         if latching {
             state.latch = Latch::Latched(from);
-            self.events.push_back(MediaEvent::Latched { leg, address: from });
+            self.events
+                .push_back(MediaEvent::Latched { leg, address: from });
         }
         state.last_rx = Some(now);
         state.timeout_reported = false;
         state.stats.packets_received += 1;
         state.stats.bytes_received += bytes.len() as u64;
+        if !state
+            .negotiated
+            .as_ref()
+            .is_some_and(|n| n.direction.receives())
+        {
+            state.stats.dropped_direction += 1;
+            return;
+        }
         let Some(kind) = state.classify(view.payload_type()) else {
             state.stats.dropped_payload_type += 1;
             return;
@@ -102,7 +129,13 @@ impl MediaSession {
     }
 
     /// Runs both detectors; `false` if the packet is a malformed event (dropped).
-    fn detect_dtmf(&mut self, now: Instant, leg: Leg, view: &RtpView<'_>, kind: PayloadKind) -> bool {
+    fn detect_dtmf(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        view: &RtpView<'_>,
+        kind: PayloadKind,
+    ) -> bool {
         let state = &mut self.legs[leg.index()];
         let mut digits: [Option<(Digit, DtmfSource, Option<u32>)>; 4] = [None; 4];
         let mut found = 0;
@@ -116,7 +149,8 @@ impl MediaSession {
                     view.payload(),
                 ) {
                     Ok(Some(d)) => {
-                        digits[0] = Some((d.digit, DtmfSource::TelephoneEvent, Some(d.rtp_timestamp)));
+                        digits[0] =
+                            Some((d.digit, DtmfSource::TelephoneEvent, Some(d.rtp_timestamp)));
                     }
                     Ok(None) => {}
                     Err(_) => {
@@ -212,7 +246,8 @@ impl MediaSession {
         // drop what it did not (comfort noise, events).
         let (payload_type, transcode) = match kind {
             PayloadKind::Audio => {
-                let t = (sn.receive.codec != dn.send.codec).then_some((sn.receive.codec, dn.send.codec));
+                let t = (sn.receive.codec != dn.send.codec)
+                    .then_some((sn.receive.codec, dn.send.codec));
                 (dn.send.audio, t)
             }
             PayloadKind::TelephoneEvent => match dn.send.telephone_event {
@@ -262,7 +297,13 @@ impl MediaSession {
     pub(super) fn run_timers(&mut self, now: Instant, leg: Leg) {
         let state = &mut self.legs[leg.index()];
         let frame = state.samples_per_frame();
-        while let Some(due) = state.playout.as_ref().map(|p| p.next_due).filter(|d| *d <= now) {
+        skip_late_frames(state, now, frame);
+        while let Some(due) = state
+            .playout
+            .as_ref()
+            .map(|p| p.next_due)
+            .filter(|d| *d <= now)
+        {
             let Some(finished) = play_frame(state, due, frame, &mut self.transmits, &mut self.pool)
             else {
                 break;
@@ -277,7 +318,12 @@ impl MediaSession {
                 }
             }
         }
-        while let Some(due) = state.event_send.as_ref().map(|e| e.next_due).filter(|d| *d <= now) {
+        while let Some(due) = state
+            .event_send
+            .as_ref()
+            .map(|e| e.next_due)
+            .filter(|d| *d <= now)
+        {
             if !send_event_packet(state, due, &mut self.transmits, &mut self.pool) {
                 state.event_send = None;
             }
@@ -355,7 +401,11 @@ impl MediaSession {
 }
 
 fn receive_rtcp(state: &mut LegState, bytes: &[u8]) {
-    let plain = match state.negotiated.as_mut().and_then(|n| n.inbound_srtp.as_mut()) {
+    let plain = match state
+        .negotiated
+        .as_mut()
+        .and_then(|n| n.inbound_srtp.as_mut())
+    {
         Some(ctx) => match ctx.unprotect_rtcp(bytes) {
             Ok(p) => p,
             Err(_) => {
@@ -385,7 +435,9 @@ fn play_frame(
         .as_ref()
         .map(|n| (n.send.codec, n.send.audio, n.ptime))?;
     let playout = state.playout.as_mut()?;
-    let header = state.outbound.local(due, u32::try_from(frame).unwrap_or(160));
+    let header = state
+        .outbound
+        .local(due, u32::try_from(frame).unwrap_or(160));
     let mut buf = pool.pop().unwrap_or_default();
     RtpHeader {
         marker: header.marker,
@@ -400,10 +452,37 @@ fn play_frame(
     }
     playout.next_due = due + ptime;
     let len = playout.prompt.samples().len();
-    let finished = (playout.position >= len && playout.repeats_left == 0)
-        .then_some(playout.silent_finish);
+    let finished =
+        (playout.position >= len && playout.repeats_left == 0).then_some(playout.silent_finish);
     send(state, transmits, pool, buf);
     Some(finished)
+}
+
+/// If the shell woke the session more than [`MAX_PLAYOUT_LAG`] after a frame was due, the frames
+/// that can no longer be on time are skipped rather than sent in a burst; the stream re-bases on
+/// the wallclock with the marker bit (RFC 3551 §4.1), as after any gap.
+fn skip_late_frames(state: &mut LegState, now: Instant, frame: usize) {
+    let Some(ptime) = state.negotiated.as_ref().map(|n| n.ptime) else {
+        return;
+    };
+    let Some(playout) = state.playout.as_mut() else {
+        return;
+    };
+    let lag = now.saturating_duration_since(playout.next_due);
+    if lag <= MAX_PLAYOUT_LAG || ptime.is_zero() {
+        return;
+    }
+    // Keep the frame that is due now; skip the ones before it.
+    let skip = u32::try_from(lag.as_nanos() / ptime.as_nanos()).unwrap_or(u32::MAX);
+    for _ in 0..u64::from(skip) * frame as u64 {
+        if playout.position >= playout.prompt.samples().len() && playout.repeats_left == 0 {
+            break;
+        }
+        next_sample(playout);
+    }
+    playout.next_due += ptime * skip;
+    state.stats.frames_skipped += u64::from(skip);
+    state.outbound.interrupt();
 }
 
 fn next_sample(p: &mut Playout) -> i16 {
@@ -481,7 +560,11 @@ fn send(
         pool.push(buf);
         return;
     };
-    let payload = match state.negotiated.as_mut().and_then(|n| n.outbound_srtp.as_mut()) {
+    let payload = match state
+        .negotiated
+        .as_mut()
+        .and_then(|n| n.outbound_srtp.as_mut())
+    {
         Some(ctx) => match ctx.protect_rtp(&buf) {
             Ok(p) => {
                 let mut old = buf;

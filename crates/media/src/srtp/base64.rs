@@ -79,7 +79,10 @@ mod tests {
         ] {
             assert_eq!(encode(plain.as_bytes()).as_str(), enc);
             assert_eq!(decode(enc).unwrap().as_slice(), plain.as_bytes());
-            assert_eq!(decode(enc.trim_end_matches('=')).unwrap().as_slice(), plain.as_bytes());
+            assert_eq!(
+                decode(enc.trim_end_matches('=')).unwrap().as_slice(),
+                plain.as_bytes()
+            );
         }
         assert!(decode("Zm9v!").is_none());
         assert!(decode("Z").is_none());

@@ -105,7 +105,9 @@ pub enum SdesError {
         expected: usize,
     },
     /// Several keys or an MKI: the SRTP implementation has no MKI support.
-    #[error("a=crypto with an MKI or several keys is not supported; offer a single key without MKI")]
+    #[error(
+        "a=crypto with an MKI or several keys is not supported; offer a single key without MKI"
+    )]
     MkiUnsupported,
     /// Session parameters that change the transform (UNENCRYPTED_SRTP, KDR, …).
     #[error("a=crypto session parameter {param:?} is not supported; offer none")]
@@ -131,6 +133,28 @@ impl SrtpKeyMaterial {
             suite,
             key_and_salt: Zeroizing::new(bytes.to_vec()),
         })
+    }
+
+    /// Key material from the exact `key || salt` bytes of `suite` (RFC 4568 §6.1), e.g. 30
+    /// bytes for AES_CM_128_HMAC_SHA1_80, as decoded from an `a=crypto` inline key.
+    pub fn from_bytes(suite: SrtpSuite, key_and_salt: &[u8]) -> Result<Self, SdesError> {
+        let expected = suite.key_len() + suite.salt_len();
+        if key_and_salt.len() != expected {
+            return Err(SdesError::BadKey {
+                suite: suite.name(),
+                expected,
+            });
+        }
+        Ok(Self {
+            suite,
+            key_and_salt: Zeroizing::new(key_and_salt.to_vec()),
+        })
+    }
+
+    /// Whether `other` holds the same suite, key and salt (a re-INVITE that kept the keys).
+    pub fn same_as(&self, other: &SrtpKeyMaterial) -> bool {
+        // Both operands are secrets held by this process; no attacker-timed comparison.
+        self.suite == other.suite && self.key_and_salt.as_slice() == other.key_and_salt.as_slice()
     }
 
     /// The suite this key is for.
@@ -184,11 +208,10 @@ impl CryptoAttribute {
             return Err(SdesError::BadTag);
         }
         let tag: u32 = tag.parse().map_err(|_| SdesError::BadTag)?;
-        let suite = SrtpSuite::from_name(suite_name).ok_or_else(|| {
-            SdesError::UnsupportedSuite {
+        let suite =
+            SrtpSuite::from_name(suite_name).ok_or_else(|| SdesError::UnsupportedSuite {
                 suite: suite_name.chars().take(40).collect(),
-            }
-        })?;
+            })?;
         if key_params.contains(';') {
             return Err(SdesError::MkiUnsupported);
         }

@@ -16,6 +16,14 @@ pub const SOX_CONVERT_HINT: &str = "sox INPUT -r 8000 -c 1 -b 16 -e signed-integ
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PromptError {
+    /// The file could not be opened.
+    #[error("prompt file {path} could not be opened ({reason}); check the path and permissions")]
+    Open {
+        /// The path as given.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
     /// Not a readable WAV file.
     #[error("prompt is not a readable WAV file ({reason}); convert it with: {hint}")]
     Unreadable {
@@ -92,6 +100,16 @@ impl Prompt {
             return Err(PromptError::Empty);
         }
         Ok(Self::from_samples(samples))
+    }
+
+    /// Reads a prompt file (see [`Prompt::from_wav`]).
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Self, PromptError> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| PromptError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_wav(std::io::BufReader::new(file))
     }
 
     /// A prompt from 8 kHz linear samples.
@@ -216,6 +234,19 @@ mod tests {
             Prompt::from_wav(empty.as_slice()),
             Err(PromptError::Empty)
         ));
+    }
+
+    #[test]
+    fn open_reads_a_file_and_names_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.wav");
+        let bytes = wav_bytes(spec(8000, 1, 16, hound::SampleFormat::Int), &[5, 6]);
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(Prompt::open(&path).unwrap().samples(), &[5, 6]);
+        let missing = dir.path().join("missing.wav");
+        let err = Prompt::open(&missing).unwrap_err();
+        assert!(matches!(err, PromptError::Open { .. }), "{err}");
+        assert!(err.to_string().contains("missing.wav"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Field cases 025, 026, 027, 029, 031 and 032 (fixtures/cases): each input file is fed to the
 //! parser or to a session on simulated time and the correct values are asserted.
 
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
+
 mod common;
 
 use std::time::{Duration, Instant};

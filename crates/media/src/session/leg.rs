@@ -152,6 +152,11 @@ impl LegState {
                 until: now + window,
             };
         }
+        let previous_direction = previous.as_ref().map(|n| n.direction);
+        if previous_remote != config.remote || previous_direction != Some(config.direction) {
+            // What the peer receives changes: the next packet re-bases with the marker bit.
+            self.outbound.interrupt();
+        }
         let inband = match config.inband_dtmf {
             InbandDtmf::Off => false,
             InbandDtmf::On => true,

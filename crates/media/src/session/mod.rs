@@ -483,13 +483,15 @@ impl MediaSession {
     /// Changes the gateway's direction on `leg` without renegotiating anything else (hold:
     /// `RecvOnly` or `Inactive`; resume: `SendRecv`). The latched peer is kept.
     pub fn set_direction(&mut self, leg: Leg, direction: MediaDirection) -> Result<(), MediaError> {
-        match self.leg_mut(leg).negotiated.as_mut() {
-            Some(n) => {
-                n.direction = direction;
-                Ok(())
-            }
-            None => Err(MediaError::LegNotConfigured { leg }),
+        let state = self.leg_mut(leg);
+        let Some(n) = state.negotiated.as_mut() else {
+            return Err(MediaError::LegNotConfigured { leg });
+        };
+        if n.direction != direction {
+            n.direction = direction;
+            state.outbound.interrupt();
         }
+        Ok(())
     }
 
     /// Relays audio between the legs (on) or isolates them (off).

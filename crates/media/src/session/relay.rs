@@ -239,6 +239,12 @@ impl MediaSession {
         if dst.playout.is_some() || dst.event_send.is_some() {
             return;
         }
+        // On hold nothing is sent and no sequence number is spent; the stream re-bases with
+        // the marker bit when sending resumes.
+        if dst.destination().is_none() {
+            dst.outbound.interrupt();
+            return;
+        }
         let (Some(sn), Some(dn)) = (src.negotiated.as_ref(), dst.negotiated.as_ref()) else {
             return;
         };
@@ -434,7 +440,20 @@ fn play_frame(
         .negotiated
         .as_ref()
         .map(|n| (n.send.codec, n.send.audio, n.ptime))?;
+    let sending = state.destination().is_some();
     let playout = state.playout.as_mut()?;
+    if !sending {
+        // On hold the prompt runs on (its timing stays right) but spends no sequence numbers.
+        for _ in 0..frame {
+            next_sample(playout);
+        }
+        playout.next_due = due + ptime;
+        let len = playout.prompt.samples().len();
+        let finished =
+            (playout.position >= len && playout.repeats_left == 0).then_some(playout.silent_finish);
+        state.outbound.interrupt();
+        return Some(finished);
+    }
     let header = state
         .outbound
         .local(due, u32::try_from(frame).unwrap_or(160));
@@ -533,6 +552,10 @@ fn send_event_packet(
     let start = !sender.started;
     sender.started = true;
     sender.next_due = due + ptime;
+    if state.destination().is_none() {
+        state.outbound.interrupt();
+        return true;
+    }
     let header = state
         .outbound
         .local_event(due, start, u32::from(packet.event.duration));

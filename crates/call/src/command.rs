@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::identity::PseudonymCode;
 use crate::sdp::{NegotiatedAudio, SrtpMasterKey};
+use crate::sip_io::SipCommand;
 
 /// One call inside a [`crate::CallManager`] (not the SIP Call-ID, which differs per leg).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -181,6 +182,8 @@ pub enum CallOutcome {
         /// Final status from the PBX.
         status: u16,
     },
+    /// The PBX did not answer in time, or could not be reached.
+    PbxUnreachable,
     /// The caller's offer was unusable (488 sent).
     OfferRejected,
     /// Media could not be set up or was lost.
@@ -208,17 +211,34 @@ pub struct CallRecord {
     pub withdrawn: bool,
 }
 
+/// The shell's name for a recording (the `recording::keys::RecordingId` bytes). Never put in
+/// a survey answer or the call record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordingRef(pub [u8; 16]);
+
+/// How a prompt ended, as reported by the media engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptOutcome {
+    /// Played to its end (all repeats).
+    Completed,
+    /// A digit interrupted it (barge-in); the digit itself arrives as [`Event::DtmfDigit`].
+    BargedIn,
+    /// Stopped by [`Command::StopPrompt`] or by reconfiguring the leg.
+    Stopped,
+}
+
 /// What the shell must do.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Command {
-    /// Allocate an RTP/RTCP port pair for `leg`; answer with [`Event::MediaAllocated`].
+    /// Allocate an RTP/RTCP port pair for `leg`; answer with [`Event::MediaAllocated`]
+    /// (or [`Event::MediaFailed`]).
     AllocateMedia {
         /// Call.
         call: CallHandle,
         /// Leg.
         leg: Leg,
-        /// Address family (from the caller's offer for the A-leg).
+        /// Address family (from the caller's offer for the A-leg, the PBX address for the B-leg).
         family: IpFamily,
         /// The leg uses SDES-SRTP: provide fresh key material.
         srtp: bool,
@@ -241,8 +261,10 @@ pub enum Command {
         leg: Leg,
         /// Prompt.
         prompt: Prompt,
+        /// A digit stops the prompt at once.
+        barge_in: bool,
     },
-    /// Stop the prompt playing to a leg (barge-in); no [`Event::PromptFinished`] follows.
+    /// Stop the prompt playing to a leg, if any.
     StopPrompt {
         /// Call.
         call: CallHandle,
@@ -259,8 +281,14 @@ pub enum Command {
         /// Call.
         call: CallHandle,
     },
+    /// No PBX: connect the caller leg to the shell's built-in echo endpoint, which stands in
+    /// for the B-leg (its audio is the caller's own, delayed).
+    ConnectEcho {
+        /// Call.
+        call: CallHandle,
+    },
     /// Start the sealed recording of both legs: the shell creates the recording id and data
-    /// key and opens `<recording-id>.csrec`.
+    /// key, opens `<recording-id>.csrec` and answers [`Event::RecordingStarted`].
     StartRecording {
         /// Call.
         call: CallHandle,
@@ -268,27 +296,30 @@ pub enum Command {
         /// window's last day).
         epoch: u32,
     },
-    /// Wrap the recording's data key to the epoch key and deposit it with the signed evidence
-    /// (through the durable outbox).
+    /// Wrap the recording's data key to the epoch's public key and deposit it, with the
+    /// consent evidence signed by the gateway, through the durable outbox.
     DepositKey {
         /// Call.
         call: CallHandle,
+        /// The recording.
+        recording: RecordingRef,
         /// Retention epoch.
         epoch: u32,
         /// Consent evidence to sign and deposit.
         evidence: ConsentEvidence,
     },
     /// Stop and finalise the recording (seal the last segment, zeroize the data key).
+    /// Synchronous in the media engine: no frame is recorded after it.
     StopRecording {
         /// Call.
         call: CallHandle,
         /// Why.
         reason: StopReason,
     },
-    /// Ask the escrow to erase the call's recording (withdrawn consent).
+    /// Ask the escrow to erase a recording (withdrawn consent): its key is shredded.
     EraseRecording {
-        /// Call.
-        call: CallHandle,
+        /// The recording.
+        recording: RecordingRef,
     },
     /// Store a survey answer (never linked to the call or recording).
     RecordSurvey {
@@ -300,11 +331,13 @@ pub enum Command {
         /// The record.
         record: CallRecord,
     },
-    /// Free the call's media (both legs). Always the last command of a call.
+    /// Free the call's media (both legs). The last media command of a call.
     ReleaseMedia {
         /// Call.
         call: CallHandle,
     },
+    /// Hand SIP to the transaction layer.
+    Sip(SipCommand),
 }
 
 /// What the shell reports back.
@@ -321,23 +354,24 @@ pub enum Event {
         /// Fresh SRTP key material (≥ 44 random bytes) when `srtp` was requested.
         srtp_key: Option<SrtpMasterKey>,
     },
-    /// Media for a leg could not be allocated or was lost (RTP timeout outside hold).
+    /// Media for a leg could not be allocated, or was lost (RTP timeout outside hold).
     MediaFailed {
         /// Call.
         call: CallHandle,
         /// Leg.
         leg: Leg,
     },
-    /// A prompt played to its end.
+    /// A prompt ended.
     PromptFinished {
         /// Call.
         call: CallHandle,
         /// Leg.
         leg: Leg,
-        /// Prompt.
-        prompt: Prompt,
+        /// How.
+        outcome: PromptOutcome,
     },
-    /// A DTMF digit was detected on a leg (RFC 4733 on the leg's rx PT, or in-band).
+    /// A DTMF digit was detected on a leg (RFC 4733 on the leg's rx PT, or in-band), once per
+    /// key press.
     DtmfDigit {
         /// Call.
         call: CallHandle,
@@ -346,7 +380,14 @@ pub enum Event {
         /// `0-9`, `*`, `#`, `A-D`.
         digit: char,
     },
-    /// The recording could not be written; the call continues unrecorded.
+    /// The recording file is open and the tap runs.
+    RecordingStarted {
+        /// Call.
+        call: CallHandle,
+        /// Its id.
+        recording: RecordingRef,
+    },
+    /// The recording could not be started or written; the call continues unrecorded.
     RecordingFailed {
         /// Call.
         call: CallHandle,
@@ -361,6 +402,7 @@ impl Event {
             | Self::MediaFailed { call, .. }
             | Self::PromptFinished { call, .. }
             | Self::DtmfDigit { call, .. }
+            | Self::RecordingStarted { call, .. }
             | Self::RecordingFailed { call } => *call,
         }
     }
@@ -386,17 +428,22 @@ impl fmt::Debug for Event {
                 .field("call", call)
                 .field("leg", leg)
                 .finish(),
-            Self::PromptFinished { call, leg, prompt } => f
+            Self::PromptFinished { call, leg, outcome } => f
                 .debug_struct("PromptFinished")
                 .field("call", call)
                 .field("leg", leg)
-                .field("prompt", prompt)
+                .field("outcome", outcome)
                 .finish(),
             Self::DtmfDigit { call, leg, digit } => f
                 .debug_struct("DtmfDigit")
                 .field("call", call)
                 .field("leg", leg)
                 .field("digit", digit)
+                .finish(),
+            Self::RecordingStarted { call, recording } => f
+                .debug_struct("RecordingStarted")
+                .field("call", call)
+                .field("recording", recording)
                 .finish(),
             Self::RecordingFailed { call } => {
                 f.debug_struct("RecordingFailed").field("call", call).finish()

@@ -82,7 +82,21 @@ pub enum ConfigError {
         /// Configured code.
         code: String,
     },
-    /// The survey digit range is empty.
-    #[error("survey answers must allow at least one digit; configure e.g. 1 to 5")]
+    /// The survey digit range is empty or not single digits.
+    #[error("survey answers must be a non-empty range of single digits 0-9; configure e.g. 1 to 5")]
     SurveyDigits,
+    /// The escrow epoch window is zero days long.
+    #[error("the epoch window must be at least one day; configure epoch_window_days = 1")]
+    EpochWindow,
+    /// No codec is allowed.
+    #[error("no audio codec is enabled; allow PCMA and/or PCMU")]
+    NoCodecs,
+    /// The telephone-event PT of our offers is not dynamic.
+    #[error(
+        "telephone-event payload type {pt} is not dynamic; choose one in 96-127 (RFC 4733 §2.5.1.1)"
+    )]
+    TelephoneEventPt {
+        /// Configured PT.
+        pt: u8,
+    },
 }

@@ -19,8 +19,8 @@ use ezk_sdp_types::{SessionDescription, TaggedAddress};
 pub use codec::{Codec, Encoding, PayloadFormat, static_format};
 pub use crypto::{SdesCrypto, SrtpMasterKey, key_salt_len};
 pub use negotiate::{
-    AnswerPlan, LocalMedia, NegotiatedAudio, SdpPolicy, accept_answer, answer_offer, build_offer,
-    reanswer_offer,
+    AcceptedAnswer, AnswerPlan, LocalMedia, NegotiatedAudio, SdpPolicy, accept_answer,
+    answer_offer, build_offer, offered_family,
 };
 pub use print::{LocalSdp, LocalStream, SdpOrigin};
 
@@ -440,5 +440,3 @@ fn formats_of(md: &ezk_sdp_types::MediaDescription) -> Vec<PayloadFormat> {
     out
 }
 
-#[cfg(test)]
-mod tests;

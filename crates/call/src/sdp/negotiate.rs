@@ -66,10 +66,12 @@ pub struct NegotiatedAudio {
     pub direction: Direction,
     /// SRTP suite, when the leg is SDES-SRTP.
     pub srtp_suite: Option<String>,
+    /// The direction the peer declared (with legacy `c=0.0.0.0` hold folded in), from its
+    /// own point of view.
+    pub peer_direction: Direction,
 }
 
-/// The result of answering an offer.
-#[derive(Debug)]
+/// The result of answering an offer. `Debug` leaves the SRTP keys out.
 pub struct AnswerPlan {
     /// The answer to send.
     pub sdp: LocalSdp,
@@ -81,28 +83,53 @@ pub struct AnswerPlan {
     pub srtp: Option<(SrtpMasterKey, SrtpMasterKey)>,
 }
 
-/// The IP family of the first audio stream the gateway could use in `offer`, so that the shell
-/// allocates a port of that family before the answer is built.
-pub fn offered_family(offer: &RemoteSdp, policy: &SdpPolicy) -> Option<IpAddr> {
+impl std::fmt::Debug for AnswerPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerPlan")
+            .field("sdp", &self.sdp)
+            .field("audio", &self.audio)
+            .field("audio_index", &self.audio_index)
+            .field("srtp", &self.srtp.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Checks that `offer` can be answered before any port is allocated, and says which address
+/// family the port must have and whether the stream is SDES-SRTP: the first active audio
+/// m-line with a relayed codec, a supported family (case 008) and, for `RTP/SAVP`, a crypto
+/// suite the media engine implements.
+pub fn offered_family(offer: &RemoteSdp, policy: &SdpPolicy) -> Result<(IpAddr, bool), SdpError> {
     offer
         .media
         .iter()
         .filter(|m| m.is_active_audio())
-        .filter_map(|m| m.address)
-        .find(|a| policy.ipv6 || a.is_ipv4())
+        .filter(|m| pick_codec(&m.formats, &policy.codecs).is_some())
+        .filter(|m| {
+            !m.proto.is_srtp()
+                || (policy.srtp && m.crypto.iter().any(|c| key_salt_len(&c.suite).is_some()))
+        })
+        .find_map(|m| {
+            m.address
+                .filter(|a| policy.ipv6 || a.is_ipv4())
+                .map(|a| (a, m.proto.is_srtp()))
+        })
+        .ok_or(SdpError::NoCommonCodec {
+            offered: offer.media.len(),
+        })
 }
 
 /// Answers a peer's offer (initial or re-offer) with the gateway's anchored media.
 ///
 /// Exactly one audio stream is used: the first active audio m-line with PCMU/PCMA on a
 /// transport and address family we support. Every other m-line is answered with port 0 in
-/// place (case 017). `hold` narrows our direction to sendonly/inactive.
+/// place (case 017). `limit` narrows our direction (e.g. `SendOnly` when the gateway itself does
+/// not want to receive); `SendRecv` leaves the RFC 3264 §6.1 answer as it is.
 pub fn answer_offer(
     offer: &RemoteSdp,
     mut local: LocalMedia,
     policy: &SdpPolicy,
     origin: SdpOrigin,
-    hold: bool,
+    limit: Direction,
 ) -> Result<AnswerPlan, SdpError> {
     let mut chosen: Option<(usize, NegotiatedAudio, Option<(SrtpMasterKey, SrtpMasterKey)>)> = None;
     let mut streams = Vec::with_capacity(offer.media.len());
@@ -123,10 +150,11 @@ pub fn answer_offer(
             (Some((codec, fmt)), true) => {
                 let te = m.telephone_event().cloned();
                 let peer_dir = m.effective_direction();
-                let mut ours = peer_dir.answer();
-                if hold {
-                    ours = Direction::from_flags(ours.sends(), false);
-                }
+                let answer = peer_dir.answer();
+                let ours = Direction::from_flags(
+                    answer.sends() && limit.sends(),
+                    answer.receives() && limit.receives(),
+                );
                 let remote = m
                     .address
                     .filter(|a| !a.is_unspecified())
@@ -153,7 +181,8 @@ pub fn answer_offer(
                     port: local.address.port(),
                     proto: m.proto.clone(),
                     formats,
-                    ptime: Some(ptime_ms),
+                    // Echo the offerer's ptime only when it gave one (case 018's answer has none).
+                    ptime: m.ptime,
                     direction: ours,
                     crypto: answer_crypto,
                 });
@@ -167,6 +196,7 @@ pub fn answer_offer(
                     ptime_ms,
                     direction: ours,
                     srtp_suite: srtp_pair.as_ref().map(|_| suite_of(m)),
+                    peer_direction: peer_dir,
                 };
                 chosen = Some((i, audio, srtp_pair));
             }
@@ -185,18 +215,6 @@ pub fn answer_offer(
         audio_index,
         srtp,
     })
-}
-
-/// Re-answers a re-offer on an established leg (hold, resume, new address): same rules as
-/// [`answer_offer`]; the caller keeps the leg's port and bumps the origin version.
-pub fn reanswer_offer(
-    offer: &RemoteSdp,
-    local: LocalMedia,
-    policy: &SdpPolicy,
-    origin: SdpOrigin,
-    hold: bool,
-) -> Result<AnswerPlan, SdpError> {
-    answer_offer(offer, local, policy, origin, hold)
 }
 
 /// The gateway's offer to the PBX: one plain-RTP audio stream, `first` codec first, then the
@@ -235,51 +253,88 @@ pub fn build_offer(
             formats,
             ptime: Some(policy.ptime_ms),
             direction,
-        crypto: None,
+            crypto: None,
         }],
     }
 }
 
-/// Reads the PBX's answer to [`build_offer`]. `Ok(None)`: the answer rejects the audio stream
-/// (port 0, e.g. a 183 without usable media, case 020) — keep local media running.
-pub fn accept_answer(
-    answer: &RemoteSdp,
-    policy: &SdpPolicy,
-    offered_first: Codec,
-) -> Result<Option<NegotiatedAudio>, SdpError> {
-    if answer.media.len() != 1 {
+/// What an answer to one of our offers agreed.
+pub struct AcceptedAnswer {
+    /// The audio, `None` when the answer rejected the audio stream (port 0, e.g. a 183
+    /// without usable media, case 020): keep local media running.
+    pub audio: Option<NegotiatedAudio>,
+    /// The peer's SRTP key when our offer was SDES-SRTP.
+    pub remote_key: Option<SrtpMasterKey>,
+}
+
+/// Reads the answer to an offer we made (`offer`): the PBX's answer to [`build_offer`], or a
+/// caller's answer to a re-offer. RFC 3264 §6: same m-line count; the peer sends with the PTs
+/// of our offer (§5.1) and we send with the PTs of its answer.
+pub fn accept_answer(answer: &RemoteSdp, offer: &LocalSdp) -> Result<AcceptedAnswer, SdpError> {
+    if answer.media.len() != offer.streams.len() {
         return Err(SdpError::MLineCountMismatch {
-            offered: 1,
+            offered: offer.streams.len(),
             answered: answer.media.len(),
         });
     }
-    let Some(m) = answer.media.first() else {
+    let Some((index, offered, our_crypto)) =
+        offer.streams.iter().enumerate().find_map(|(i, s)| match s {
+            LocalStream::Audio {
+                formats, crypto, ..
+            } => Some((i, formats, crypto)),
+            LocalStream::Rejected { .. } => None,
+        })
+    else {
+        return Err(SdpError::NoMedia);
+    };
+    let Some(m) = answer.media.get(index) else {
         return Err(SdpError::NoMedia);
     };
     if m.port == 0 {
-        return Ok(None);
+        return Ok(AcceptedAnswer {
+            audio: None,
+            remote_key: None,
+        });
     }
-    let mut offered = vec![offered_first];
-    offered.extend(policy.codecs.iter().copied().filter(|c| *c != offered_first));
+    let allowed: Vec<Codec> = offered.iter().filter_map(PayloadFormat::codec).collect();
     let (codec, fmt) =
-        pick_codec(&m.formats, &offered).ok_or(SdpError::AnswerWithoutOfferedCodec)?;
-    let te = m.telephone_event();
+        pick_codec(&m.formats, &allowed).ok_or(SdpError::AnswerWithoutOfferedCodec)?;
+    let rx_pt = offered
+        .iter()
+        .find(|f| f.codec() == Some(codec))
+        .map_or(codec.static_pt(), |f| f.pt);
+    let our_te = offered.iter().find(|f| f.is_telephone_event_8k()).map(|f| f.pt);
+    let te = m.telephone_event().filter(|_| our_te.is_some());
+    let remote_key = match our_crypto {
+        Some(ours) => {
+            let theirs = m
+                .crypto
+                .iter()
+                .find(|c| c.tag == ours.tag && c.suite == ours.suite)
+                .ok_or(SdpError::AnswerWithoutOfferedCodec)?;
+            Some(theirs.key.duplicate())
+        }
+        None => None,
+    };
     let peer_dir = m.effective_direction();
-    Ok(Some(NegotiatedAudio {
-        remote: m
-            .address
-            .filter(|a| !a.is_unspecified())
-            .map(|a| SocketAddr::new(a, m.port)),
-        codec,
-        tx_pt: fmt.pt,
-        // RFC 3264 §5.1: the peer sends with the PTs of *our* offer.
-        rx_pt: codec.static_pt(),
-        tx_event_pt: te.map(|t| t.pt),
-        rx_event_pt: te.map(|_| policy.telephone_event_pt),
-        ptime_ms: m.ptime.unwrap_or(20),
-        direction: peer_dir.answer(),
-        srtp_suite: None,
-    }))
+    Ok(AcceptedAnswer {
+        audio: Some(NegotiatedAudio {
+            remote: m
+                .address
+                .filter(|a| !a.is_unspecified())
+                .map(|a| SocketAddr::new(a, m.port)),
+            codec,
+            tx_pt: fmt.pt,
+            rx_pt,
+            tx_event_pt: te.map(|t| t.pt),
+            rx_event_pt: te.and(our_te),
+            ptime_ms: m.ptime.unwrap_or(20),
+            direction: peer_dir.answer(),
+            srtp_suite: our_crypto.as_ref().map(|c| c.suite.clone()),
+            peer_direction: peer_dir,
+        }),
+        remote_key,
+    })
 }
 
 fn pick_codec(formats: &[PayloadFormat], allowed: &[Codec]) -> Option<(Codec, PayloadFormat)> {

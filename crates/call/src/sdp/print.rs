@@ -65,7 +65,7 @@ impl LocalSdp {
         // write! to a String cannot fail.
         let _ = write!(
             s,
-            "v=0\r\no=- {} {} IN {ip}\r\ns=callseal\r\nc=IN {ip}\r\nt=0 0\r\n",
+            "v=0\r\no=- {} {} IN {ip}\r\ns=-\r\nc=IN {ip}\r\nt=0 0\r\n",
             self.origin.session_id, self.origin.version
         );
         for stream in &self.streams {
@@ -121,6 +121,23 @@ impl LocalSdp {
         // The text held our SRTP key when SDES is used: do not leave it in freed memory.
         zeroize::Zeroize::zeroize(&mut s);
         bytes
+    }
+
+    /// Sets the direction of the audio stream (re-offers for hold and resume, RFC 3264 §8.4).
+    pub fn set_audio_direction(&mut self, d: Direction) {
+        for s in &mut self.streams {
+            if let LocalStream::Audio { direction, .. } = s {
+                *direction = d;
+            }
+        }
+    }
+
+    /// The direction of the audio stream, if any.
+    pub fn audio_direction(&self) -> Option<Direction> {
+        self.streams.iter().find_map(|s| match s {
+            LocalStream::Audio { direction, .. } => Some(*direction),
+            LocalStream::Rejected { .. } => None,
+        })
     }
 
     /// The audio stream's port, if any.

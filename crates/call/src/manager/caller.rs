@@ -1,0 +1,693 @@
+//! The caller's leg: a new INVITE, the answer with the gateway's anchored SDP, in-dialog
+//! requests (ACK, BYE, re-INVITE), CANCEL, and our own requests towards the caller.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use callseal_sip::{HeaderName, HeaderValue, Message, Method, NameAddr, Reason, StatusCode, Uri};
+
+use super::call::{Call, CallerLeg, LegMedia, PbxState, PendingReinvite, Recording, State};
+use super::sdp_legs::{sdp_of, with_sdp};
+use super::{CallManager, Now};
+use crate::command::{CallHandle, CallOutcome, Command, IpFamily, Leg, Prompt, StopReason};
+use crate::dialog::{self, Dialog};
+use crate::error::SdpError;
+use crate::identity::CallerNumber;
+use crate::sdp::{Direction, SdpOrigin, SrtpMasterKey, offered_family};
+use crate::sip_io::{ServerTx, SipCommand};
+use crate::timers::{Timer, TimerTable};
+
+/// RFC 3261 §17.1.1.1 T1 and T2.
+pub(super) const T1: Duration = Duration::from_millis(500);
+pub(super) const T2: Duration = Duration::from_secs(4);
+
+impl CallManager {
+    pub(super) fn new_call(
+        &mut self,
+        now: Now,
+        tx: Option<ServerTx>,
+        req: Message,
+        source: SocketAddr,
+        call_id: String,
+        from_tag: String,
+    ) {
+        let Some(tx) = tx else {
+            return;
+        };
+        if self
+            .by_caller
+            .contains_key(&(call_id.clone(), from_tag.clone()))
+        {
+            // RFC 3261 §8.2.2.2: same Call-ID and From-tag, new transaction: a merged request.
+            self.respond_plain(Some(tx), &req, StatusCode(482));
+            return;
+        }
+        if req.headers.contact().is_none() {
+            // RFC 3261 §8.1.1.8: an INVITE MUST carry a Contact; no dialog can be built without.
+            let mut r = dialog::response(&req, StatusCode::BAD_REQUEST, None, None);
+            r.set_reason_phrase("Missing Contact");
+            self.send(SipCommand::Respond { tx, response: r });
+            return;
+        }
+        let offer = match sdp_of(&req) {
+            Some(Ok(o)) => o,
+            Some(Err(e)) => return self.reject_offer(tx, &req, &e),
+            // A delayed offer (RFC 3261 §13.2.1) is not supported by the consent flow, which
+            // must play the prompt right after the answer.
+            None => return self.reject_offer(tx, &req, &SdpError::NoMedia),
+        };
+        let (addr, srtp) = match offered_family(&offer, &self.config.sdp) {
+            Ok(f) => f,
+            Err(e) => return self.reject_offer(tx, &req, &e),
+        };
+
+        let handle = crate::command::CallHandle(self.next_handle);
+        self.next_handle += 1;
+        let caller = CallerNumber::new(&caller_user(&req), &self.pepper);
+        let line = req
+            .request_uri()
+            .and_then(Uri::as_sip)
+            .and_then(|u| u.user.clone())
+            .unwrap_or_default();
+        let local_tag = self.ids.token();
+        let call = Call {
+            state: State::AwaitingMedia,
+            caller,
+            line,
+            started_unix_ms: now.unix_ms,
+            a: CallerLeg {
+                invite: req,
+                tx: Some(tx),
+                source,
+                local_tag,
+                offer: Some(offer),
+                dialog: None,
+                ok: None,
+                retransmit_every: T1,
+                media: None,
+                reinvite: None,
+                update_pending: false,
+                bye: None,
+                ack: None,
+            },
+            b: None,
+            echo: false,
+            decision: None,
+            evidence: None,
+            recording: Recording::Off,
+            withdrawn: false,
+            digits: String::new(),
+            timers: TimerTable::default(),
+            outcome: None,
+        };
+        self.by_caller.insert((call_id, from_tag), handle);
+        self.by_tx.insert(tx, handle);
+        self.calls.insert(handle, call);
+        self.push(Command::AllocateMedia {
+            call: handle,
+            leg: Leg::Caller,
+            family: if addr.is_ipv4() {
+                IpFamily::V4
+            } else {
+                IpFamily::V6
+            },
+            srtp,
+        });
+    }
+
+    fn reject_offer(&mut self, tx: ServerTx, req: &Message, e: &SdpError) {
+        // RFC 3261 §21.4.26 488 with a RFC 3261 §20.43 Warning that says why (no SDP text).
+        let tag = self.ids.token();
+        let mut r = dialog::response(req, StatusCode(488), Some(&tag), None);
+        let text = e.to_string().replace('"', "'");
+        r.headers.push(
+            HeaderName::Other("Warning".into()),
+            HeaderValue::Text(format!("304 callseal \"{text}\"")),
+        );
+        self.send(SipCommand::Respond { tx, response: r });
+    }
+
+    pub(super) fn caller_media_allocated(
+        &mut self,
+        now: Now,
+        h: CallHandle,
+        local: SocketAddr,
+        srtp_key: Option<SrtpMasterKey>,
+    ) {
+        let session_id = self.ids.number();
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if call.state != State::AwaitingMedia || call.a.media.is_some() {
+            return;
+        }
+        let Some(offer) = call.a.offer.take() else {
+            return;
+        };
+        let mut media = LegMedia {
+            local,
+            srtp_key,
+            origin: SdpOrigin {
+                session_id,
+                version: session_id,
+                address: local.ip(),
+            },
+            last_sdp: None,
+            audio_index: 0,
+            audio: None,
+            peer_direction: Direction::SendRecv,
+        };
+        let answer = self.answer_on_leg(&mut media, &offer);
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let Some(tx) = call.a.tx else {
+            return;
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                let invite = call.a.invite.clone();
+                call.outcome = Some(CallOutcome::OfferRejected);
+                self.reject_offer(tx, &invite, &e);
+                return self.finish(now, h);
+            }
+        };
+        let Some(d) = Dialog::uas(&call.a.invite, &call.a.local_tag, call.a.source) else {
+            return;
+        };
+        let ok = dialog::response(&call.a.invite, StatusCode::OK, Some(&call.a.local_tag), Some(&contact));
+        let ok = with_allow(with_sdp(ok, answer.body));
+        call.a.dialog = Some(d);
+        call.a.media = Some(media);
+        call.a.tx = None;
+        call.a.ok = Some(ok.clone());
+        call.a.retransmit_every = T1;
+        call.timers.set(Timer::Retransmit200, now.instant + T1);
+        call.timers.set(Timer::AckWait, now.instant + 64 * T1);
+        call.state = State::PlayingPrompt { plays: 1 };
+        self.by_tx.remove(&tx);
+        self.send(SipCommand::Respond { tx, response: ok });
+        self.configure(h, Leg::Caller, answer.audio, answer.srtp);
+        self.play(h, Leg::Caller, Prompt::Consent, true);
+    }
+
+    pub(super) fn caller_in_dialog(
+        &mut self,
+        now: Now,
+        h: CallHandle,
+        tx: Option<ServerTx>,
+        req: Message,
+    ) {
+        let Some(method) = req.method().cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if method == Method::Ack {
+            // RFC 3261 §13.3.1.4: the ACK stops our 2xx retransmissions.
+            call.a.ok = None;
+            call.timers.clear(Timer::Retransmit200);
+            call.timers.clear(Timer::AckWait);
+            return;
+        }
+        let in_order = call
+            .a
+            .dialog
+            .as_mut()
+            .is_some_and(|d| d.accept_remote_cseq(&req));
+        if !in_order {
+            // RFC 3261 §12.2.2: a lower CSeq than the last one is answered 500.
+            return self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode::SERVER_ERROR);
+        }
+        match method {
+            Method::Bye => {
+                self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode::OK);
+                self.caller_hung_up(now, h);
+            }
+            Method::Invite => self.reinvite_from(now, h, Leg::Caller, tx, &req),
+            Method::Options | Method::Info => {
+                self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode::OK)
+            }
+            _ => self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode(501)),
+        }
+    }
+
+    /// Answers an in-dialog request with our tag (already in To) and our Contact.
+    pub(super) fn respond_in_dialog(
+        &mut self,
+        _h: CallHandle,
+        _leg: Leg,
+        tx: Option<ServerTx>,
+        req: &Message,
+        status: StatusCode,
+    ) {
+        if let Some(tx) = tx {
+            let r = dialog::response(req, status, None, None);
+            self.send(SipCommand::Respond { tx, response: r });
+        }
+    }
+
+    /// The caller left (BYE): what that means depends on how far the call got.
+    pub(super) fn caller_hung_up(&mut self, now: Now, h: CallHandle) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        call.timers.clear_all();
+        match call.state {
+            State::AwaitingMedia
+            | State::PlayingPrompt { .. }
+            | State::AwaitingDigit { .. }
+            | State::Confirming => {
+                // Nothing was stored and the PBX was never called (issue: hang-up during the
+                // prompt ends everything).
+                call.outcome = Some(CallOutcome::AbandonedDuringPrompt);
+                self.finish(now, h);
+            }
+            State::CallingPbx => {
+                call.outcome = Some(CallOutcome::AbandonedBeforeAnswer);
+                self.cancel_pbx(now, h);
+                self.end_when_idle(now, h);
+            }
+            State::Bridged => {
+                if call.outcome.is_none() {
+                    call.outcome = Some(CallOutcome::Completed);
+                }
+                self.stop_recording(h, StopReason::CallEnded);
+                self.bye_pbx(h, None);
+                self.end_when_idle(now, h);
+            }
+            State::Surveying { .. } => self.finish(now, h),
+            State::Ending => {}
+        }
+    }
+
+    pub(super) fn caller_cancelled(&mut self, now: Now, h: CallHandle, tx: ServerTx) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        // After our 200 the CANCEL has no effect (RFC 3261 §9.2); the caller will send BYE.
+        if call.a.tx != Some(tx) {
+            return;
+        }
+        let r = dialog::response(
+            &call.a.invite,
+            StatusCode::REQUEST_TERMINATED,
+            Some(&call.a.local_tag),
+            None,
+        );
+        call.a.tx = None;
+        call.outcome = Some(CallOutcome::AbandonedDuringPrompt);
+        self.send(SipCommand::Respond { tx, response: r });
+        self.finish(now, h);
+    }
+
+    pub(super) fn caller_response(&mut self, now: Now, h: CallHandle, resp: Message) {
+        let Some(status) = resp.status() else {
+            return;
+        };
+        let Some(cseq) = resp.headers.cseq().cloned() else {
+            return;
+        };
+        let branch = resp
+            .headers
+            .top_via()
+            .and_then(|v| v.branch())
+            .map(str::to_owned);
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        match cseq.method {
+            Method::Bye if status.is_final() && call.a.bye == branch => {
+                call.a.bye = None;
+                if call.state == State::Ending {
+                    self.end_when_idle(now, h);
+                }
+            }
+            Method::Invite => self.reinvite_response(now, h, Leg::Caller, &resp, cseq.seq),
+            _ => {}
+        }
+    }
+
+    pub(super) fn retransmit_ok(&mut self, now: Now, h: CallHandle) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let Some(ok) = call.a.ok.clone() else {
+            return;
+        };
+        // RFC 3261 §13.3.1.4: T1, doubling up to T2.
+        call.a.retransmit_every = (call.a.retransmit_every * 2).min(T2);
+        call.timers
+            .set(Timer::Retransmit200, now.instant + call.a.retransmit_every);
+        let destination = call.a.source;
+        self.send(SipCommand::Retransmit {
+            response: ok,
+            destination,
+        });
+    }
+
+    pub(super) fn ack_timeout(&mut self, now: Now, h: CallHandle) {
+        // RFC 3261 §13.3.1.4: no ACK within 64·T1 — the session is ended with a BYE.
+        if let Some(call) = self.calls.get_mut(&h) {
+            call.a.ok = None;
+            call.timers.clear(Timer::Retransmit200);
+        }
+        self.terminate(now, h, CallOutcome::MediaFailure, "No ACK");
+    }
+
+    /// Sends BYE to the caller if its dialog exists and no BYE is out yet.
+    pub(super) fn bye_caller(&mut self, h: CallHandle, reason: Option<Reason>) {
+        let branch = self.ids.branch();
+        let via = self.via(&branch);
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if call.a.bye.is_some() {
+            return;
+        }
+        let Some(d) = call.a.dialog.as_mut() else {
+            return;
+        };
+        let mut bye = d.request(Method::Bye, via, &contact);
+        if let Some(r) = reason {
+            bye.headers.push(HeaderName::Reason, HeaderValue::Reason(r));
+        }
+        let destination = d.destination;
+        call.a.bye = Some(branch);
+        self.send(SipCommand::Request {
+            request: bye,
+            destination,
+        });
+    }
+
+    /// Ends the call from the gateway's side: BYE/CANCEL whatever is up, stop recording.
+    pub(super) fn terminate(&mut self, now: Now, h: CallHandle, outcome: CallOutcome, text: &str) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if call.state == State::Ending {
+            return;
+        }
+        if call.outcome.is_none() {
+            call.outcome = Some(outcome);
+        }
+        call.timers.clear_all();
+        if let Some(tx) = call.a.tx.take() {
+            // Not answered yet: a final error response ends the A-leg (RFC 3261 §13.3.1).
+            let r = dialog::response(
+                &call.a.invite,
+                StatusCode(503),
+                Some(&call.a.local_tag),
+                None,
+            );
+            self.send(SipCommand::Respond { tx, response: r });
+        }
+        self.stop_recording(h, StopReason::Failure);
+        let pbx_state = self.calls.get(&h).and_then(|c| c.b.as_ref()).map(|b| b.state);
+        match pbx_state {
+            Some(PbxState::Confirmed) => self.bye_pbx(h, Some(Reason::sip(500, text))),
+            Some(PbxState::Calling | PbxState::Early | PbxState::AwaitingMedia) => {
+                self.cancel_pbx(now, h)
+            }
+            _ => {}
+        }
+        self.bye_caller(h, Some(Reason::sip(500, text)));
+        self.end_when_idle(now, h);
+    }
+
+    /// A re-INVITE from the peer on `leg`: answered locally with the leg's anchored SDP;
+    /// a direction change is then offered to the other leg (hold pass-through, case 018).
+    pub(super) fn reinvite_from(
+        &mut self,
+        now: Now,
+        h: CallHandle,
+        leg: Leg,
+        tx: Option<ServerTx>,
+        req: &Message,
+    ) {
+        let Some(tx) = tx else {
+            return;
+        };
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let pending = match leg {
+            Leg::Caller => call.a.reinvite.is_some(),
+            Leg::Pbx => call.b.as_ref().is_some_and(|b| b.reinvite.is_some()),
+        };
+        if pending {
+            // RFC 3261 §14.2: glare — our own re-INVITE is outstanding.
+            return self.respond_in_dialog(h, leg, Some(tx), req, StatusCode(491));
+        }
+        // Taken out for the borrow checker and put back below.
+        let media = match leg {
+            Leg::Caller => call.a.media.take(),
+            Leg::Pbx => call.b.as_mut().and_then(|b| b.media.take()),
+        };
+        let Some(mut media) = media else {
+            return self.respond_in_dialog(h, leg, Some(tx), req, StatusCode::SERVER_ERROR);
+        };
+        let before = media.peer_direction;
+        let result = match sdp_of(req) {
+            Some(Ok(offer)) => self.answer_on_leg(&mut media, &offer),
+            Some(Err(e)) => Err(e),
+            // A re-INVITE without SDP asks for an offer in our 2xx (RFC 3261 §14.2); we give
+            // the current session unchanged, as a fresh offer would need the ACK's answer.
+            None => Err(SdpError::NoMedia),
+        };
+        let after = media.peer_direction;
+        let restore = |call: &mut Call, media: LegMedia| match leg {
+            Leg::Caller => call.a.media = Some(media),
+            Leg::Pbx => {
+                if let Some(b) = call.b.as_mut() {
+                    b.media = Some(media);
+                }
+            }
+        };
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        restore(call, media);
+        match result {
+            Ok(answer) => {
+                let ok = dialog::response(req, StatusCode::OK, None, Some(&contact));
+                let ok = with_allow(with_sdp(ok, answer.body));
+                self.send(SipCommand::Respond { tx, response: ok });
+                self.configure(h, leg, answer.audio, answer.srtp);
+                if before != after {
+                    self.propagate_direction(now, h, leg.other());
+                }
+            }
+            Err(e) => {
+                // RFC 3264 §8: a failed re-offer leaves the session as it was.
+                let mut r = dialog::response(req, StatusCode(488), None, None);
+                let text = e.to_string().replace('"', "'");
+                r.headers.push(
+                    HeaderName::Other("Warning".into()),
+                    HeaderValue::Text(format!("304 callseal \"{text}\"")),
+                );
+                self.send(SipCommand::Respond { tx, response: r });
+            }
+        }
+    }
+
+    /// Offers the other leg's current direction to `leg` with a re-INVITE (mirrored: the
+    /// PBX's `sendonly` becomes the gateway's `sendonly` towards the caller).
+    pub(super) fn propagate_direction(&mut self, now: Now, h: CallHandle, leg: Leg) {
+        let _ = now;
+        let branch = self.ids.branch();
+        let via = self.via(&branch);
+        let contact = self.contact();
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let source = match leg {
+            Leg::Caller => call.b.as_ref().and_then(|b| b.media.as_ref()),
+            Leg::Pbx => call.a.media.as_ref(),
+        };
+        let Some(wanted) = source.map(|m| m.peer_direction) else {
+            return;
+        };
+        let (dialog, media, pending, update) = match leg {
+            Leg::Caller => (
+                call.a.dialog.as_mut(),
+                call.a.media.as_mut(),
+                &mut call.a.reinvite,
+                &mut call.a.update_pending,
+            ),
+            Leg::Pbx => match call.b.as_mut() {
+                Some(b) if b.state == PbxState::Confirmed => (
+                    b.dialog.as_mut(),
+                    b.media.as_mut(),
+                    &mut b.reinvite,
+                    &mut b.update_pending,
+                ),
+                _ => return,
+            },
+        };
+        let (Some(dialog), Some(media)) = (dialog, media) else {
+            return;
+        };
+        if pending.is_some() {
+            *update = true;
+            return;
+        }
+        *update = false;
+        if media.last_sdp.as_ref().and_then(|s| s.audio_direction()) == Some(wanted) {
+            return;
+        }
+        let Some(body) = Self::reoffer_on_leg(media, wanted) else {
+            return;
+        };
+        let invite = with_sdp(dialog.request(Method::Invite, via, &contact), body);
+        *pending = Some(PendingReinvite {
+            branch,
+            cseq: dialog.local_cseq,
+        });
+        let destination = dialog.destination;
+        self.send(SipCommand::Request {
+            request: invite,
+            destination,
+        });
+    }
+
+    /// A response to our re-INVITE on `leg`.
+    pub(super) fn reinvite_response(
+        &mut self,
+        now: Now,
+        h: CallHandle,
+        leg: Leg,
+        resp: &Message,
+        seq: u32,
+    ) {
+        let Some(status) = resp.status() else {
+            return;
+        };
+        if status.is_provisional() {
+            return;
+        }
+        let branch = self.ids.branch();
+        let via = self.via(&branch);
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let (dialog, media, pending, ack_cache, update) = match leg {
+            Leg::Caller => (
+                call.a.dialog.as_ref(),
+                call.a.media.as_mut(),
+                &mut call.a.reinvite,
+                &mut call.a.ack,
+                call.a.update_pending,
+            ),
+            Leg::Pbx => match call.b.as_mut() {
+                Some(b) => (
+                    b.dialog.as_ref(),
+                    b.media.as_mut(),
+                    &mut b.reinvite,
+                    &mut b.ack,
+                    b.update_pending,
+                ),
+                None => return,
+            },
+        };
+        let Some(dialog) = dialog else {
+            return;
+        };
+        if pending.as_ref().is_none_or(|p| p.cseq != seq) {
+            // A retransmitted 2xx for a re-INVITE already answered: ACK it again.
+            if status.is_success()
+                && let Some(ack) = ack_cache.clone()
+                && ack.headers.cseq().is_some_and(|c| c.seq == seq)
+            {
+                let destination = dialog.destination;
+                self.send(SipCommand::Ack {
+                    request: ack,
+                    destination,
+                });
+            }
+            return;
+        }
+        *pending = None;
+        if status.is_success() {
+            let ack = dialog.ack(seq, via);
+            *ack_cache = Some(ack.clone());
+            let destination = dialog.destination;
+            let accepted = match (media, sdp_of(resp)) {
+                (Some(m), Some(Ok(answer))) => Self::accept_on_leg(m, &answer).ok(),
+                _ => None,
+            };
+            let srtp = call.a.media.as_ref().and_then(|m| {
+                m.srtp_key.as_ref().map(SrtpMasterKey::duplicate)
+            });
+            self.send(SipCommand::Ack {
+                request: ack,
+                destination,
+            });
+            if let Some((Some(audio), remote)) = accepted {
+                let srtp = match (leg, srtp, remote) {
+                    (Leg::Caller, Some(l), Some(r)) => Some((l, r)),
+                    _ => None,
+                };
+                self.configure(h, leg, audio, srtp);
+            }
+            if update {
+                self.propagate_direction(now, h, leg);
+            }
+        } else if matches!(status.0, 408 | 481) {
+            // RFC 3261 §12.2.1.2: the dialog is gone (case 024) — end the call.
+            self.terminate(now, h, CallOutcome::MediaFailure, "Dialog lost");
+        } else if update {
+            self.propagate_direction(now, h, leg);
+        }
+    }
+
+    /// Stops the recording (if running) for `reason`.
+    pub(super) fn stop_recording(&mut self, h: CallHandle, reason: StopReason) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if matches!(call.recording, Recording::On { .. } | Recording::Starting { .. }) {
+            call.recording = Recording::Done;
+            self.push(Command::StopRecording { call: h, reason });
+        }
+    }
+}
+
+/// The identity the caller presents: P-Asserted-Identity (RFC 3325) if present, else From.
+fn caller_user(req: &Message) -> String {
+    let from_pai = req.headers.p_asserted_identities().next();
+    let na: Option<&NameAddr> = from_pai.or_else(|| req.headers.from());
+    match na.map(|n| &n.uri) {
+        Some(Uri::Sip(u)) => u.user.clone().unwrap_or_else(|| "anonymous".into()),
+        Some(Uri::Other(s)) => s.clone(),
+        None => "anonymous".into(),
+    }
+}
+
+fn with_allow(mut m: Message) -> Message {
+    m.headers.push(
+        HeaderName::Allow,
+        HeaderValue::Tokens(
+            ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        ),
+    );
+    m
+}
+
+impl Leg {
+    /// The other leg.
+    pub fn other(self) -> Leg {
+        match self {
+            Leg::Caller => Leg::Pbx,
+            Leg::Pbx => Leg::Caller,
+        }
+    }
+}

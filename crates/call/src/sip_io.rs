@@ -1,0 +1,93 @@
+//! The boundary to the SIP transaction layer: what the shell reports from its `Endpoint`, and
+//! what the call core asks it to send. Retransmissions, Timer A–K and CANCEL matching are the
+//! transaction layer's job (RFC 3261 §17); the core sees each request and response once.
+
+use std::net::SocketAddr;
+
+use callseal_sip::Message;
+
+/// Identifies one server transaction of the shell's transaction layer (opaque to the core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerTx(pub u64);
+
+/// Why one of our client transactions ended without a final response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransactionFailure {
+    /// Timer B or F fired (RFC 3261 §17.1.1.2, §17.1.2.2): treated like a 408.
+    Timeout,
+    /// The transport could not deliver the request (RFC 3261 §8.1.3.1): treated like a 503.
+    Transport,
+}
+
+/// A SIP input for the core.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SipEvent {
+    /// A new request (never a retransmission). `tx` is `None` for an ACK, which has no server
+    /// transaction of its own when it acknowledges a 2xx (RFC 3261 §17.1.1.3).
+    Request {
+        /// Its server transaction.
+        tx: Option<ServerTx>,
+        /// The request, already validated by the parser.
+        request: Message,
+        /// Where it came from (the A-leg's in-dialog requests are sent back there).
+        source: SocketAddr,
+    },
+    /// A response to one of our requests (matched to its client transaction by branch and
+    /// CSeq method). For an INVITE, 2xx retransmissions are delivered too (RFC 6026 §7.2).
+    Response {
+        /// The response.
+        response: Message,
+    },
+    /// A CANCEL matched one of our pending INVITE server transactions; the transaction layer
+    /// has answered the CANCEL itself (RFC 3261 §9.2).
+    Cancelled {
+        /// The INVITE's server transaction.
+        tx: ServerTx,
+    },
+    /// One of our client transactions failed.
+    RequestFailed {
+        /// The branch of the request's Via.
+        branch: String,
+        /// The CSeq method of the request.
+        method: callseal_sip::Method,
+        /// Why.
+        failure: TransactionFailure,
+    },
+}
+
+/// A SIP output of the core.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SipCommand {
+    /// Send a response on a server transaction.
+    Respond {
+        /// The transaction.
+        tx: ServerTx,
+        /// The response.
+        response: Message,
+    },
+    /// Start a client transaction with this request (INVITE, BYE, CANCEL, re-INVITE).
+    Request {
+        /// The request; its top Via branch identifies the transaction.
+        request: Message,
+        /// Next hop.
+        destination: SocketAddr,
+    },
+    /// Send an ACK for a 2xx outside any transaction (RFC 3261 §13.2.2.4).
+    Ack {
+        /// The ACK.
+        request: Message,
+        /// Next hop.
+        destination: SocketAddr,
+    },
+    /// Send a 2xx to an INVITE again (RFC 3261 §13.3.1.4: the UAS core retransmits it until
+    /// the ACK arrives) — the same bytes as the first [`SipCommand::Respond`].
+    Retransmit {
+        /// The response.
+        response: Message,
+        /// Where the INVITE came from.
+        destination: SocketAddr,
+    },
+}

@@ -10,10 +10,13 @@
 
 pub mod config;
 pub mod error;
+pub mod escrow;
+pub mod media_task;
 pub mod metrics;
 pub mod outbox;
 pub mod ports;
 pub mod prompts;
+pub mod recorder;
 pub mod records;
 pub mod secrets;
 pub mod transport;

@@ -26,40 +26,26 @@ use crate::secrets::{create_private_dir, sync_parent};
 #[serde(tag = "kind", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum OutboxItem {
-    /// Deposit a recording's wrapped data key with its signed consent evidence.
-    Deposit(Deposit),
+    /// Deposit a recording's wrapped data key with its consent evidence (the escrow's own
+    /// wire type: what is on disk here is exactly what is sent).
+    Deposit(Box<callseal_escrow::Deposit>),
     /// Erase a recording (consent withdrawn).
     Erase {
         /// Recording id (32 hex digits).
         recording: String,
+        /// Why, for the escrow's audit log.
+        reason: String,
     },
 }
 
 impl OutboxItem {
-    pub fn recording(&self) -> &str {
+    /// The recording the item concerns (32 hex digits).
+    pub fn recording(&self) -> String {
         match self {
-            OutboxItem::Deposit(d) => &d.recording,
-            OutboxItem::Erase { recording } => recording,
+            OutboxItem::Deposit(d) => d.recording.to_string(),
+            OutboxItem::Erase { recording, .. } => recording.clone(),
         }
     }
-}
-
-/// What a deposit carries. Byte fields are lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Deposit {
-    pub recording: String,
-    pub epoch: u32,
-    pub retention_days: u32,
-    /// `WrappedKey::to_bytes()` (HPKE to the epoch public key).
-    pub wrapped_key: String,
-    /// Canonical JSON of the consent evidence, exactly the bytes that were signed.
-    pub evidence: String,
-    /// Ed25519 signature of `evidence` by the gateway key.
-    pub evidence_signature: String,
-    /// The gateway's Ed25519 public key.
-    pub gateway_key: String,
-    /// Recording start, ms since the Unix epoch (UTC).
-    pub started_at_unix_ms: u64,
 }
 
 /// Why a delivery failed.
@@ -94,20 +80,29 @@ impl Outbox {
         create_private_dir(&dir.join("failed"))?;
         let pending = list(dir)?;
         let next = pending.last().map(|(seq, _)| seq + 1).unwrap_or(1);
-        metrics.outbox_depth.store(pending.len() as i64, Ordering::Relaxed);
-        Ok(Arc::new(Self { dir: dir.to_owned(), next_seq: AtomicU64::new(next), wake: Notify::new(), metrics }))
+        metrics
+            .outbox_depth
+            .store(pending.len() as i64, Ordering::Relaxed);
+        Ok(Arc::new(Self {
+            dir: dir.to_owned(),
+            next_seq: AtomicU64::new(next),
+            wake: Notify::new(),
+            metrics,
+        }))
     }
 
     /// Durably queues `item`; returns once it is on disk.
     pub fn push(&self, item: &OutboxItem) -> Result<(), GatewayError> {
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
-        let bytes = serde_json::to_vec(item)
-            .map_err(|e| GatewayError::storage("encode outbox item for", &self.dir, std::io::Error::other(e)))?;
-        let tmp = self.dir.join(format!(".tmp-{seq:020}"));
+        let bytes = serde_json::to_vec(item).map_err(|e| {
+            GatewayError::storage(
+                "encode outbox item for",
+                &self.dir,
+                std::io::Error::other(e),
+            )
+        })?;
         let path = self.dir.join(format!("{seq:020}.json"));
-        write_synced(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path).map_err(|e| GatewayError::storage("rename", &tmp, e))?;
-        sync_parent(&path)?;
+        write_atomic(&path, &bytes)?;
         self.metrics.outbox_depth.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
         Ok(())
@@ -115,11 +110,20 @@ impl Outbox {
 
     /// Items waiting, oldest first.
     pub fn pending(&self) -> Result<Vec<OutboxItem>, GatewayError> {
-        list(&self.dir)?.into_iter().map(|(_, p)| read_item(&p)).collect()
+        list(&self.dir)?
+            .into_iter()
+            .map(|(_, p)| read_item(&p))
+            .collect()
     }
 
     /// Delivers until `stop` turns true. Retryable failures back off from `min` to `max`.
-    pub async fn run(self: Arc<Self>, deliver: Arc<dyn Deliver>, min: Duration, max: Duration, mut stop: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        deliver: Arc<dyn Deliver>,
+        min: Duration,
+        max: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut backoff = min;
         loop {
             match self.deliver_all(deliver.as_ref()).await {
@@ -132,7 +136,10 @@ impl Outbox {
                 }
                 Err(e) => {
                     self.metrics.escrow_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(retry_in_ms = backoff.as_millis() as u64, "escrow outbox: {e}; will retry");
+                    tracing::warn!(
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "escrow outbox: {e}; will retry"
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stop.changed() => return,
@@ -145,7 +152,10 @@ impl Outbox {
 
     /// One pass over the queue, in order. Stops at the first retryable failure.
     pub async fn deliver_all(&self, deliver: &dyn Deliver) -> Result<(), DeliveryError> {
-        let entries = list(&self.dir).map_err(|e| DeliveryError { retryable: true, message: e.to_string() })?;
+        let entries = list(&self.dir).map_err(|e| DeliveryError {
+            retryable: true,
+            message: e.to_string(),
+        })?;
         for (_, path) in entries {
             let item = match read_item(&path) {
                 Ok(item) => item,
@@ -157,20 +167,25 @@ impl Outbox {
             };
             match deliver.deliver(&item).await {
                 Ok(()) => {
-                    if let Err(e) = std::fs::remove_file(&path).map_err(|e| GatewayError::storage("remove", &path, e)) {
+                    if let Err(e) = std::fs::remove_file(&path)
+                        .map_err(|e| GatewayError::storage("remove", &path, e))
+                    {
                         // Delivered but not removed: it will be delivered again, which the
                         // escrow accepts (deposits and erasures are idempotent).
                         tracing::warn!("escrow outbox: {e}");
-                        return Err(DeliveryError { retryable: true, message: e.to_string() });
+                        return Err(DeliveryError {
+                            retryable: true,
+                            message: e.to_string(),
+                        });
                     }
                     let _ = sync_parent(&path);
                     self.metrics.outbox_depth.fetch_sub(1, Ordering::Relaxed);
-                    tracing::info!(recording = item.recording(), kind = kind(&item), "escrow outbox: delivered");
+                    tracing::info!(recording = %item.recording(), kind = kind(&item), "escrow outbox: delivered");
                 }
                 Err(e) if e.retryable => return Err(e),
                 Err(e) => {
                     self.metrics.escrow_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(recording = item.recording(), kind = kind(&item), "escrow refused: {e}; moved to failed/ for an operator");
+                    tracing::error!(recording = %item.recording(), kind = kind(&item), "escrow refused: {e}; moved to failed/ for an operator");
                     self.park(&path);
                 }
             }
@@ -197,6 +212,16 @@ fn kind(item: &OutboxItem) -> &'static str {
     }
 }
 
+/// Writes `bytes` to `path` durably: a temporary file in the same folder (0600), fsynced,
+/// renamed over `path`, folder fsynced. Readers see the old or the new content, never a mix.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("item");
+    let tmp = path.with_file_name(format!(".tmp-{name}"));
+    write_synced(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| GatewayError::storage("rename", &tmp, e))?;
+    sync_parent(path)
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -207,13 +232,16 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), GatewayError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| GatewayError::storage("create", path, e))?;
-    f.write_all(bytes).map_err(|e| GatewayError::storage("write", path, e))?;
-    f.sync_all().map_err(|e| GatewayError::storage("fsync", path, e))
+    f.write_all(bytes)
+        .map_err(|e| GatewayError::storage("write", path, e))?;
+    f.sync_all()
+        .map_err(|e| GatewayError::storage("fsync", path, e))
 }
 
 fn read_item(path: &Path) -> Result<OutboxItem, GatewayError> {
     let bytes = std::fs::read(path).map_err(|e| GatewayError::storage("read", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| GatewayError::storage("decode", path, std::io::Error::other(e)))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| GatewayError::storage("decode", path, std::io::Error::other(e)))
 }
 
 /// `(seq, path)` of every committed item, ascending. Temporaries of an interrupted push are
@@ -223,7 +251,9 @@ fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, GatewayError> {
     for entry in std::fs::read_dir(dir).map_err(|e| GatewayError::storage("list", dir, e))? {
         let entry = entry.map_err(|e| GatewayError::storage("list", dir, e))?;
         let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
         if let Ok(seq) = stem.parse::<u64>() {
             out.push((seq, entry.path()));
         }
@@ -244,15 +274,24 @@ mod tests {
     }
 
     impl Deliver for Fake {
-        fn deliver<'a>(&'a self, item: &'a OutboxItem) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
+        fn deliver<'a>(
+            &'a self,
+            item: &'a OutboxItem,
+        ) -> Pin<Box<dyn Future<Output = Result<(), DeliveryError>> + Send + 'a>> {
             Box::pin(async move {
                 let mut left = self.fail_first.lock().unwrap();
                 if *left > 0 {
                     *left -= 1;
-                    return Err(DeliveryError { retryable: true, message: "escrow unreachable".into() });
+                    return Err(DeliveryError {
+                        retryable: true,
+                        message: "escrow unreachable".into(),
+                    });
                 }
                 if item.recording() == "bad" {
-                    return Err(DeliveryError { retryable: false, message: "invalid".into() });
+                    return Err(DeliveryError {
+                        retryable: false,
+                        message: "invalid".into(),
+                    });
                 }
                 self.seen.lock().unwrap().push(item.clone());
                 Ok(())
@@ -261,7 +300,10 @@ mod tests {
     }
 
     fn erase(r: &str) -> OutboxItem {
-        OutboxItem::Erase { recording: r.into() }
+        OutboxItem::Erase {
+            recording: r.into(),
+            reason: "withdrawn".into(),
+        }
     }
 
     #[tokio::test]
@@ -276,14 +318,27 @@ mod tests {
         // A restart finds both, in order, and continues numbering after them.
         let ob = Outbox::open(dir.path(), metrics.clone()).unwrap();
         ob.push(&erase("c")).unwrap();
-        assert_eq!(ob.pending().unwrap(), vec![erase("a"), erase("b"), erase("c")]);
+        assert_eq!(
+            ob.pending().unwrap(),
+            vec![erase("a"), erase("b"), erase("c")]
+        );
 
-        let fake = Fake { fail_first: Mutex::new(1), seen: Mutex::new(vec![]) };
+        let fake = Fake {
+            fail_first: Mutex::new(1),
+            seen: Mutex::new(vec![]),
+        };
         let err = ob.deliver_all(&fake).await.unwrap_err();
         assert!(err.retryable);
-        assert_eq!(ob.pending().unwrap().len(), 3, "nothing lost while the escrow is down");
+        assert_eq!(
+            ob.pending().unwrap().len(),
+            3,
+            "nothing lost while the escrow is down"
+        );
         ob.deliver_all(&fake).await.unwrap();
-        assert_eq!(*fake.seen.lock().unwrap(), vec![erase("a"), erase("b"), erase("c")]);
+        assert_eq!(
+            *fake.seen.lock().unwrap(),
+            vec![erase("a"), erase("b"), erase("c")]
+        );
         assert!(ob.pending().unwrap().is_empty());
         assert_eq!(metrics.outbox_depth.load(Ordering::Relaxed), 0);
     }
@@ -294,10 +349,18 @@ mod tests {
         let ob = Outbox::open(dir.path(), Arc::new(Metrics::default())).unwrap();
         ob.push(&erase("bad")).unwrap();
         ob.push(&erase("ok")).unwrap();
-        let fake = Fake { fail_first: Mutex::new(0), seen: Mutex::new(vec![]) };
+        let fake = Fake {
+            fail_first: Mutex::new(0),
+            seen: Mutex::new(vec![]),
+        };
         ob.deliver_all(&fake).await.unwrap();
         assert_eq!(*fake.seen.lock().unwrap(), vec![erase("ok")]);
-        assert_eq!(std::fs::read_dir(dir.path().join("failed")).unwrap().count(), 1);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("failed"))
+                .unwrap()
+                .count(),
+            1
+        );
     }
 
     #[tokio::test]
@@ -306,7 +369,10 @@ mod tests {
         let ob = Outbox::open(dir.path(), Arc::new(Metrics::default())).unwrap();
         std::fs::write(dir.path().join("00000000000000000001.json"), b"{not json").unwrap();
         ob.push(&erase("x")).unwrap();
-        let fake = Fake { fail_first: Mutex::new(0), seen: Mutex::new(vec![]) };
+        let fake = Fake {
+            fail_first: Mutex::new(0),
+            seen: Mutex::new(vec![]),
+        };
         ob.deliver_all(&fake).await.unwrap();
         assert_eq!(*fake.seen.lock().unwrap(), vec![erase("x")]);
     }
@@ -316,9 +382,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ob = Outbox::open(dir.path(), Arc::new(Metrics::default())).unwrap();
         ob.push(&erase("r")).unwrap();
-        let fake = Arc::new(Fake { fail_first: Mutex::new(3), seen: Mutex::new(vec![]) });
+        let fake = Arc::new(Fake {
+            fail_first: Mutex::new(3),
+            seen: Mutex::new(vec![]),
+        });
         let (tx, rx) = watch::channel(false);
-        let task = tokio::spawn(ob.clone().run(fake.clone(), Duration::from_secs(1), Duration::from_secs(4), rx));
+        let task = tokio::spawn(ob.clone().run(
+            fake.clone(),
+            Duration::from_secs(1),
+            Duration::from_secs(4),
+            rx,
+        ));
         // Failures at t=0, 1, 3 (backoff 1, 2), success at t=7 (backoff 4).
         tokio::time::sleep(Duration::from_millis(6900)).await;
         assert!(fake.seen.lock().unwrap().is_empty());

@@ -28,11 +28,22 @@ pub enum Transport {
 #[derive(Debug)]
 pub enum Inbound {
     /// One UDP datagram, unparsed.
-    Datagram { local: SocketAddr, from: SocketAddr, bytes: Vec<u8> },
+    Datagram {
+        local: SocketAddr,
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
     /// One framed item from a TCP connection.
-    Stream { local: SocketAddr, from: SocketAddr, item: StreamItem },
+    Stream {
+        local: SocketAddr,
+        from: SocketAddr,
+        item: StreamItem,
+    },
     /// A TCP connection hit a framing error: `reply` (if any) was sent and it was closed.
-    StreamError { from: SocketAddr, error: callseal_sip::Error },
+    StreamError {
+        from: SocketAddr,
+        error: callseal_sip::Error,
+    },
 }
 
 /// The bound SIP sockets and the table of open TCP connections.
@@ -65,7 +76,13 @@ impl Transports {
             limits: Arc::new(LimitsCfg { max_message_bytes }),
         };
         for &addr in udp {
-            let sock = UdpSocket::bind(addr).await.map_err(|source| GatewayError::Bind { what: "SIP (UDP)", addr, source })?;
+            let sock = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    what: "SIP (UDP)",
+                    addr,
+                    source,
+                })?;
             let sock = Arc::new(sock);
             let local = sock.local_addr().unwrap_or(addr);
             tokio::spawn(udp_reader(sock.clone(), local, this.inbound.clone()));
@@ -73,11 +90,20 @@ impl Transports {
         }
         for &addr in tcp {
             // Port 0 for TCP means "the same port UDP got", so both transports share one address.
-            let addr = match (addr.port(), this.udp.first().and_then(|u| u.local_addr().ok())) {
+            let addr = match (
+                addr.port(),
+                this.udp.first().and_then(|u| u.local_addr().ok()),
+            ) {
                 (0, Some(u)) if u.ip() == addr.ip() => u,
                 _ => addr,
             };
-            let listener = TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind { what: "SIP (TCP)", addr, source })?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    what: "SIP (TCP)",
+                    addr,
+                    source,
+                })?;
             let local = listener.local_addr().unwrap_or(addr);
             this.tcp_local.push(local);
             tokio::spawn(tcp_acceptor(listener, this.clone()));
@@ -87,11 +113,17 @@ impl Transports {
 
     /// The first UDP address (else TCP), for Via/Contact and tests.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.udp.first().and_then(|s| s.local_addr().ok()).or_else(|| self.tcp_local.first().copied())
+        self.udp
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .or_else(|| self.tcp_local.first().copied())
     }
 
     pub fn udp_addrs(&self) -> Vec<SocketAddr> {
-        self.udp.iter().filter_map(|s| s.local_addr().ok()).collect()
+        self.udp
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
     }
 
     pub fn tcp_addrs(&self) -> Vec<SocketAddr> {
@@ -100,14 +132,25 @@ impl Transports {
 
     /// Sends `bytes` to `to`. UDP goes out of the first socket of the same family; TCP reuses
     /// or opens a connection. Errors are returned for the core to treat as a transport error.
-    pub async fn send(&self, transport: Transport, to: SocketAddr, bytes: Vec<u8>) -> std::io::Result<()> {
+    pub async fn send(
+        &self,
+        transport: Transport,
+        to: SocketAddr,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<()> {
         match transport {
             Transport::Udp => {
                 let sock = self
                     .udp
                     .iter()
-                    .find(|s| s.local_addr().map(|a| a.is_ipv4() == to.is_ipv4()).unwrap_or(false))
-                    .ok_or_else(|| std::io::Error::other(format!("no UDP socket of the family of {to}")))?;
+                    .find(|s| {
+                        s.local_addr()
+                            .map(|a| a.is_ipv4() == to.is_ipv4())
+                            .unwrap_or(false)
+                    })
+                    .ok_or_else(|| {
+                        std::io::Error::other(format!("no UDP socket of the family of {to}"))
+                    })?;
                 sock.send_to(&bytes, to).await.map(|_| ())
             }
             Transport::Tcp => {
@@ -115,13 +158,23 @@ impl Transports {
                 let tx = match existing {
                     Some(tx) if !tx.is_closed() => tx,
                     _ => {
-                        let stream = tokio::time::timeout(std::time::Duration::from_secs(5), TcpStream::connect(to))
-                            .await
-                            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, format!("TCP connect to {to}")))??;
+                        let stream = tokio::time::timeout(
+                            std::time::Duration::from_secs(5),
+                            TcpStream::connect(to),
+                        )
+                        .await
+                        .map_err(|_| {
+                            std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                format!("TCP connect to {to}"),
+                            )
+                        })??;
                         self.adopt(stream, to)
                     }
                 };
-                tx.send(bytes).await.map_err(|_| std::io::Error::other(format!("TCP connection to {to} closed")))
+                tx.send(bytes)
+                    .await
+                    .map_err(|_| std::io::Error::other(format!("TCP connection to {to} closed")))
             }
         }
     }
@@ -147,7 +200,10 @@ impl Transports {
         let max = self.limits.max_message_bytes;
         let reply_tx = tx.clone();
         tokio::spawn(async move {
-            let mut framer = StreamFramer::new(Limits { max_message_size: max, ..Limits::default() });
+            let mut framer = StreamFramer::new(Limits {
+                max_message_size: max,
+                ..Limits::default()
+            });
             let mut buf = vec![0u8; 16 * 1024];
             'conn: loop {
                 let n = match rd.read(&mut buf).await {
@@ -162,13 +218,23 @@ impl Transports {
                             let _ = reply_tx.send(b"\r\n".to_vec()).await;
                         }
                         Ok(Some(item)) => {
-                            if inbound.send(Inbound::Stream { local, from: peer, item }).await.is_err() {
+                            if inbound
+                                .send(Inbound::Stream {
+                                    local,
+                                    from: peer,
+                                    item,
+                                })
+                                .await
+                                .is_err()
+                            {
                                 break 'conn;
                             }
                         }
                         Ok(None) => break,
                         Err(error) => {
-                            let _ = inbound.send(Inbound::StreamError { from: peer, error }).await;
+                            let _ = inbound
+                                .send(Inbound::StreamError { from: peer, error })
+                                .await;
                             break 'conn;
                         }
                     }
@@ -199,7 +265,11 @@ async fn udp_reader(sock: Arc<UdpSocket>, local: SocketAddr, inbound: mpsc::Send
         match sock.recv_from(&mut buf).await {
             Ok((n, from)) => {
                 let bytes = buf.get(..n).unwrap_or_default().to_vec();
-                if inbound.send(Inbound::Datagram { local, from, bytes }).await.is_err() {
+                if inbound
+                    .send(Inbound::Datagram { local, from, bytes })
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -236,7 +306,10 @@ mod tests {
     async fn bound() -> (Transports, mpsc::Receiver<Inbound>) {
         let (tx, rx) = mpsc::channel(16);
         let lo: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        (Transports::bind(&[lo], &[lo], 65_536, tx).await.unwrap(), rx)
+        (
+            Transports::bind(&[lo], &[lo], 65_536, tx).await.unwrap(),
+            rx,
+        )
     }
 
     const OPTIONS: &[u8] = b"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bK1\r\n\
@@ -256,7 +329,9 @@ From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 
             }
             other => panic!("{other:?}"),
         }
-        t.send(Transport::Udp, peer.local_addr().unwrap(), b"back".to_vec()).await.unwrap();
+        t.send(Transport::Udp, peer.local_addr().unwrap(), b"back".to_vec())
+            .await
+            .unwrap();
         let mut buf = [0u8; 16];
         let (n, _) = peer.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], b"back");
@@ -277,7 +352,11 @@ From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 
         let mut from_addr = None;
         for _ in 0..2 {
             match rx.recv().await.unwrap() {
-                Inbound::Stream { from, item: StreamItem::Message(m), .. } => {
+                Inbound::Stream {
+                    from,
+                    item: StreamItem::Message(m),
+                    ..
+                } => {
                     assert!(m.is_request());
                     from_addr = Some(from);
                 }
@@ -285,7 +364,13 @@ From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 
             }
         }
         // The keep-alive was answered with CRLF; a reply to the peer goes over the same connection.
-        t.send(Transport::Tcp, from_addr.unwrap(), b"SIP/2.0 200 OK\r\n".to_vec()).await.unwrap();
+        t.send(
+            Transport::Tcp,
+            from_addr.unwrap(),
+            b"SIP/2.0 200 OK\r\n".to_vec(),
+        )
+        .await
+        .unwrap();
         let mut got = Vec::new();
         while !got.ends_with(b"OK\r\n") {
             let mut b = [0u8; 64];
@@ -299,8 +384,12 @@ From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: c1\r\nCSeq: 
     async fn tcp_framing_error_is_reported() {
         let (t, mut rx) = bound().await;
         let mut peer = TcpStream::connect(t.tcp_addrs()[0]).await.unwrap();
-        let bad = String::from_utf8_lossy(OPTIONS).replace("Content-Length: 0", "Content-Length: -5");
+        let bad =
+            String::from_utf8_lossy(OPTIONS).replace("Content-Length: 0", "Content-Length: -5");
         peer.write_all(bad.as_bytes()).await.unwrap();
-        assert!(matches!(rx.recv().await.unwrap(), Inbound::StreamError { .. }));
+        assert!(matches!(
+            rx.recv().await.unwrap(),
+            Inbound::StreamError { .. }
+        ));
     }
 }

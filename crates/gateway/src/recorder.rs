@@ -1,0 +1,378 @@
+//! One sealed recording file per consenting call: `<recordings>/<recording-id>.csrec`.
+//!
+//! The media session's recording tap pushes every received frame of both legs into the
+//! `recording` crate's [`Writer`], which seals a segment at least every `segment_ms`; each
+//! sealed segment is fsynced, so a crash loses at most about one segment. The data key lives
+//! only as long as [`Recorder::create`] runs: it is wrapped to the epoch key and handed to the
+//! writer, then zeroized. The file name is the recording id only — nothing about the caller.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use callseal_media::{RecordingSink, TapFrame, TapSinkError};
+use callseal_recording::keys::{DataKey, EpochId, PublicKey, RecordingId, WrappedKey, wrap};
+use callseal_recording::{Encoding, Leg as RecLeg, PayloadTypes, Writer, WriterConfig};
+
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+
+/// File name extension of sealed recordings.
+pub const EXTENSION: &str = "csrec";
+
+/// The path of a recording's file.
+pub fn recording_path(dir: &Path, id: &RecordingId) -> PathBuf {
+    dir.join(format!("{id}.{EXTENSION}"))
+}
+
+struct State {
+    writer: Option<Writer<File>>,
+    failed: Option<String>,
+}
+
+/// A recording being written. Cheap to share: the media session's tap holds one handle (a
+/// [`Tap`]), the call's task another for the periodic seal and the final `finish`.
+#[derive(Clone)]
+pub struct Recorder {
+    id: RecordingId,
+    epoch: EpochId,
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+    metrics: Arc<Metrics>,
+}
+
+/// What starting a recording produced.
+pub struct Started {
+    /// The recorder.
+    pub recorder: Recorder,
+    /// The data key wrapped to the epoch public key: all the escrow ever needs.
+    pub wrapped: WrappedKey,
+}
+
+impl Recorder {
+    /// Draws a recording id and data key, wraps the key to `epoch_key`, creates the file
+    /// (0600, never over an existing one) and writes the header. `event_pts` are the
+    /// telephone-event payload types of the legs, stored in the header's PT table.
+    pub fn create(
+        dir: &Path,
+        epoch: EpochId,
+        epoch_key: &PublicKey,
+        segment: Duration,
+        event_pts: &[u8],
+        metrics: Arc<Metrics>,
+    ) -> Result<Started, GatewayError> {
+        let rec_err = |id: &str, reason: String| GatewayError::Recording {
+            id: id.to_owned(),
+            reason,
+        };
+        let id = RecordingId::generate().map_err(|e| GatewayError::Random(e.to_string()))?;
+        let key = DataKey::generate().map_err(|e| GatewayError::Random(e.to_string()))?;
+        let wrapped = wrap(&key, id, epoch, epoch_key)
+            .map_err(|e| rec_err(&id.to_string(), e.to_string()))?;
+        let mut payload_types = PayloadTypes::g711();
+        for &pt in event_pts {
+            payload_types = payload_types
+                .with(pt, Encoding::TelephoneEvent)
+                .map_err(|e| rec_err(&id.to_string(), e.to_string()))?;
+        }
+        let path = recording_path(dir, &id);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| GatewayError::storage("create recording", &path, e))?;
+        let config = WriterConfig {
+            segment_duration: segment,
+            payload_types,
+        };
+        let writer = Writer::new(file, &key, id, epoch, config)
+            .map_err(|e| rec_err(&id.to_string(), e.to_string()))?;
+        // The writer derived its own keys; ours goes now (DataKey zeroizes on drop).
+        drop(key);
+        crate::secrets::sync_parent(&path)?;
+        metrics.recordings_started.fetch_add(1, Ordering::Relaxed);
+        Ok(Started {
+            recorder: Recorder {
+                id,
+                epoch,
+                path,
+                state: Arc::new(Mutex::new(State {
+                    writer: Some(writer),
+                    failed: None,
+                })),
+                metrics,
+            },
+            wrapped,
+        })
+    }
+
+    /// The recording id.
+    pub fn id(&self) -> RecordingId {
+        self.id
+    }
+
+    /// The epoch its key is wrapped to.
+    pub fn epoch(&self) -> EpochId {
+        self.epoch
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The tap handle for `MediaSession::start_recording`.
+    pub fn tap(&self) -> Box<dyn RecordingSink> {
+        Box::new(Tap(self.clone()))
+    }
+
+    /// Seals what is pending if it is older than one segment at `since_start`, and fsyncs.
+    /// Called from the call's timer so that silence or hold never leaves audio unsealed.
+    pub fn tick(&self, since_start: Duration) -> Result<(), GatewayError> {
+        let mut st = self.lock();
+        let Some(w) = st.writer.as_mut() else {
+            return Ok(());
+        };
+        match w.tick(since_start) {
+            Ok(true) => sync(w.get_ref(), &self.path),
+            Ok(false) => Ok(()),
+            Err(e) => {
+                let reason = e.to_string();
+                st.failed = Some(reason.clone());
+                Err(self.error(reason))
+            }
+        }
+    }
+
+    /// Writes the final segment and fsyncs: the file then reads to its end without
+    /// `truncated`. Idempotent; after a write failure the file is left as it is (its sealed
+    /// prefix stays readable) and the failure is returned.
+    pub fn finish(&self) -> Result<(), GatewayError> {
+        let mut st = self.lock();
+        let Some(w) = st.writer.take() else {
+            return match st.failed.clone() {
+                Some(reason) => Err(self.error(reason)),
+                None => Ok(()),
+            };
+        };
+        let file = w.finish().map_err(|e| self.error(e.to_string()))?;
+        sync(&file, &self.path)?;
+        self.metrics
+            .recordings_finished
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Stops writing and removes the file (consent withdrawn: the escrow shreds the key; the
+    /// ciphertext has no further use).
+    pub fn discard(&self) -> Result<(), GatewayError> {
+        self.lock().writer.take();
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => crate::secrets::sync_parent(&self.path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(GatewayError::storage("remove recording", &self.path, e)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the writer half-updated in a way that
+        // matters: the writer poisons itself on any sink error.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn error(&self, reason: String) -> GatewayError {
+        GatewayError::Recording {
+            id: self.id.to_string(),
+            reason,
+        }
+    }
+}
+
+fn sync(file: &File, path: &Path) -> Result<(), GatewayError> {
+    file.sync_data()
+        .map_err(|e| GatewayError::storage("fsync recording", path, e))
+}
+
+/// The media tap's end of a [`Recorder`].
+struct Tap(Recorder);
+
+impl RecordingSink for Tap {
+    fn push_frame(&mut self, frame: &TapFrame<'_>) -> Result<(), TapSinkError> {
+        let rec = &self.0;
+        let mut st = rec.lock();
+        let Some(w) = st.writer.as_mut() else {
+            return Err(TapSinkError {
+                reason: "the recording is closed".into(),
+            });
+        };
+        let leg = match frame.leg {
+            callseal_media::Leg::Caller => RecLeg::Caller,
+            callseal_media::Leg::Pbx => RecLeg::Consultant,
+        };
+        let before = w.stats().segments;
+        let pushed = w.push_frame(
+            leg,
+            frame.rtp_timestamp,
+            frame.since_start,
+            frame.payload_type,
+            frame.payload,
+        );
+        let result = match pushed {
+            Ok(()) if w.stats().segments != before => {
+                sync(w.get_ref(), &rec.path).map_err(|e| e.to_string())
+            }
+            Ok(()) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(()) => {
+                rec.metrics.recording_frames.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(reason) => {
+                st.failed = Some(reason.clone());
+                Err(TapSinkError { reason })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callseal_media::{FrameKind, Leg as MediaLeg};
+    use callseal_recording::keys::{SecretKey, unwrap};
+    use callseal_recording::{Leg as RLeg, ReadError, Reader};
+
+    fn frame(leg: MediaLeg, ts: u32, ms: u64, payload: &[u8]) -> TapFrame<'_> {
+        TapFrame {
+            leg,
+            ssrc: 7,
+            rtp_timestamp: ts,
+            sequence: 1,
+            arrival: std::time::Instant::now(),
+            since_start: Duration::from_millis(ms),
+            payload_type: 0,
+            kind: FrameKind::Audio(callseal_media::Codec::Pcmu),
+            payload,
+        }
+    }
+
+    fn start(dir: &Path, secret: &SecretKey) -> Started {
+        Recorder::create(
+            dir,
+            EpochId(20_800),
+            &secret.public_key(),
+            Duration::from_millis(200),
+            &[101],
+            Arc::new(Metrics::default()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn both_legs_are_sealed_and_read_back_with_the_unwrapped_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let Started { recorder, wrapped } = start(dir.path(), &secret);
+        let mut tap = recorder.tap();
+        for i in 0..20u32 {
+            tap.push_frame(&frame(
+                MediaLeg::Caller,
+                i * 160,
+                u64::from(i) * 20,
+                &[0x11; 160],
+            ))
+            .unwrap();
+            tap.push_frame(&frame(
+                MediaLeg::Pbx,
+                i * 160,
+                u64::from(i) * 20 + 5,
+                &[0x22; 160],
+            ))
+            .unwrap();
+        }
+        recorder.finish().unwrap();
+        assert!(
+            tap.push_frame(&frame(MediaLeg::Caller, 0, 500, &[0; 160]))
+                .is_err(),
+            "closed after finish"
+        );
+        let name = recorder
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            name,
+            format!("{}.csrec", recorder.id()),
+            "named by recording id only"
+        );
+        assert_eq!(crate::secrets::file_mode(recorder.path()), Some(0o600));
+
+        let key = unwrap(&wrapped, &secret).unwrap();
+        let file = std::fs::File::open(recorder.path()).unwrap();
+        let mut reader = Reader::new_expecting(file, &key, recorder.id(), EpochId(20_800)).unwrap();
+        let (mut caller, mut consultant) = (0, 0);
+        while let Some(f) = reader.next_frame().unwrap() {
+            match f.leg {
+                RLeg::Caller => {
+                    assert_eq!(f.payload, vec![0x11; 160]);
+                    caller += 1;
+                }
+                RLeg::Consultant => {
+                    assert_eq!(f.payload, vec![0x22; 160]);
+                    consultant += 1;
+                }
+            }
+        }
+        assert_eq!((caller, consultant), (20, 20));
+        // Plaintext never on disk.
+        let bytes = std::fs::read(recorder.path()).unwrap();
+        assert!(!bytes.windows(32).any(|w| w == [0x11; 32]));
+    }
+
+    #[test]
+    fn tick_seals_pending_audio_so_a_crash_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let Started { recorder, wrapped } = start(dir.path(), &secret);
+        let mut tap = recorder.tap();
+        tap.push_frame(&frame(MediaLeg::Caller, 0, 0, &[0x33; 160]))
+            .unwrap();
+        recorder.tick(Duration::from_millis(100)).unwrap();
+        recorder.tick(Duration::from_millis(250)).unwrap();
+        // Simulated crash: the writer is never finished.
+        let key = unwrap(&wrapped, &secret).unwrap();
+        let file = std::fs::File::open(recorder.path()).unwrap();
+        let mut reader = Reader::new(file, &key).unwrap();
+        assert_eq!(
+            reader.next_frame().unwrap().unwrap().payload,
+            vec![0x33; 160]
+        );
+        assert!(matches!(
+            reader.next_frame(),
+            Err(ReadError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn discard_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let Started { recorder, .. } = start(dir.path(), &secret);
+        assert!(recorder.path().exists());
+        recorder.discard().unwrap();
+        assert!(!recorder.path().exists());
+        assert!(
+            recorder.finish().is_ok(),
+            "finishing a discarded recording is a no-op"
+        );
+    }
+}

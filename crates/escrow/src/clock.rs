@@ -75,6 +75,53 @@ impl Clock for ManualClock {
     }
 }
 
+/// A test clock read from a file holding Unix seconds (re-read at every reading). Monotonic
+/// time advances with the file, so moving the file forward is time passing, not a jump.
+/// For end-to-end retention tests only; never use it in production.
+#[derive(Debug)]
+pub struct TestFileClock {
+    path: std::path::PathBuf,
+    base: Instant,
+    state: Mutex<(i64, i64)>,
+}
+
+impl TestFileClock {
+    /// A clock reading `path`; fails if the file does not hold a number of seconds.
+    pub fn new(path: &std::path::Path) -> Result<Self, String> {
+        let first = read_seconds(path)?;
+        Ok(TestFileClock { path: path.to_owned(), base: Instant::now(), state: Mutex::new((first, first)) })
+    }
+
+    fn read(&self) -> (i64, i64) {
+        let now = read_seconds(&self.path).ok();
+        match self.state.lock() {
+            Ok(mut s) => {
+                if let Some(n) = now {
+                    s.1 = n;
+                }
+                *s
+            }
+            Err(_) => (0, 0),
+        }
+    }
+}
+
+fn read_seconds(path: &std::path::Path) -> Result<i64, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.trim().parse::<i64>().map_err(|_| format!("{} must hold Unix seconds", path.display()))
+}
+
+impl Clock for TestFileClock {
+    fn wall(&self) -> Timestamp {
+        Timestamp::from_unix_ms(self.read().1.saturating_mul(1000))
+    }
+    fn mono(&self) -> Instant {
+        let (first, now) = self.read();
+        let ahead = u64::try_from(now.saturating_sub(first)).unwrap_or(0);
+        self.base + Duration::from_secs(ahead)
+    }
+}
+
 /// What the guard concluded from a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClockVerdict {

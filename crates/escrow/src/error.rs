@@ -184,8 +184,8 @@ pub enum EscrowError {
     Unauthenticated,
     #[error("the token of operator {operator} expired; ask an admin for a new token")]
     TokenExpired { operator: String },
-    #[error("operator {operator} (role {role}) may not {action}")]
-    Forbidden { operator: String, role: String, action: &'static str },
+    #[error("operator {operator} (role {role}) may not {action}; that needs the {needed} role")]
+    Forbidden { operator: String, role: String, action: &'static str, needed: String },
     #[error("operator {operator} is {status}; acknowledge the confidentiality agreement or ask an admin")]
     OperatorInactive { operator: String, status: &'static str },
     #[error("a key release needs a purpose; state why you need to listen")]
@@ -202,12 +202,12 @@ pub enum EscrowError {
     UnknownOperator { id: String },
     #[error("epoch {epoch} is not offered by the escrow; refresh the epoch table")]
     UnknownEpoch { epoch: u32 },
-    #[error("the key of {what} was shredded on {when}; it can never be recovered")]
-    KeyShredded { what: String, when: String },
+    #[error("the key of recording {id} was shredded on {at}; it can never be recovered")]
+    KeyShredded { id: String, at: crate::ids::Timestamp },
     #[error("epoch {epoch} is pending destruction; its keys are unusable unless an admin cancels the shred")]
     ShredPending { epoch: u32 },
     #[error("recording {id} was erased; it can never be released")]
-    Erased { id: String },
+    Erased { id: String, at: Option<crate::ids::Timestamp> },
     #[error("recording {id} is under legal hold; release the hold first")]
     LegalHold { id: String },
     #[error("recording {id} is not under legal hold")]
@@ -272,6 +272,49 @@ impl EscrowError {
             | EscrowError::InjectedCrash { .. }
             | EscrowError::Internal { .. } => ErrorCode::Internal,
         }
+    }
+
+    /// Structured fields of the error for API clients (never secrets).
+    pub fn detail(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::json;
+        let v = match self {
+            EscrowError::TokenExpired { operator } => json!({ "operator": operator }),
+            EscrowError::Forbidden { operator, role, action, needed } => {
+                json!({ "operator": operator, "role": role, "action": action, "needed": needed })
+            }
+            EscrowError::OperatorInactive { operator, status } => json!({ "operator": operator, "status": status }),
+            EscrowError::PurposeTooLong { len, max } => json!({ "len": len, "max": max }),
+            EscrowError::InvalidInput { field, reason } => json!({ "field": field, "reason": reason }),
+            EscrowError::InvalidRetention { days, min, max } => json!({ "days": days, "min": min, "max": max }),
+            EscrowError::UnknownRecording { id }
+            | EscrowError::LegalHold { id }
+            | EscrowError::NotHeld { id }
+            | EscrowError::DepositConflict { id } => json!({ "id": id }),
+            EscrowError::UnknownOperator { id } => json!({ "id": id }),
+            EscrowError::UnknownEpoch { epoch } | EscrowError::ShredPending { epoch } => json!({ "epoch": epoch }),
+            EscrowError::KeyShredded { id, at } => json!({ "id": id, "at": at, "date": at.to_string() }),
+            EscrowError::Erased { id, at } => json!({ "id": id, "at": at, "date": at.map(|t| t.to_string()) }),
+            EscrowError::AlreadyExists { what } => json!({ "what": what }),
+            EscrowError::ClockUntrusted { ahead_ms } => json!({ "ahead_ms": ahead_ms }),
+            EscrowError::PayloadTooLarge { limit } => json!({ "limit": limit }),
+            _ => json!({}),
+        };
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// The API form: code, message, detail. Internal details (paths, storage errors) are not
+    /// sent to clients; the escrow logs them.
+    pub fn to_api(&self) -> crate::model::ApiError {
+        let code = self.code();
+        let message = match code {
+            ErrorCode::Storage => "the escrow's storage failed; the request had no effect; retry later".to_owned(),
+            ErrorCode::Internal => "internal error in the escrow; the request had no effect; see the escrow's log".to_owned(),
+            _ => self.to_string(),
+        };
+        crate::model::ApiError { code, message, detail: self.detail() }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

@@ -11,6 +11,15 @@ use crate::error::EscrowError;
 
 /// Replaces `path` with `bytes`, mode 0600 on Unix.
 pub(crate) fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), EscrowError> {
+    write_atomic(path, bytes, 0o600)
+}
+
+/// Replaces `path` with `bytes`, mode 0644 on Unix (public data: certificates, public keys).
+pub(crate) fn write_atomic_public(path: &Path, bytes: &[u8]) -> Result<(), EscrowError> {
+    write_atomic(path, bytes, 0o644)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EscrowError> {
     let err = |reason: String| EscrowError::KeyFile { path: path.display().to_string(), reason };
     let dir = path.parent().ok_or_else(|| err("has no parent directory".into()))?;
     let name = path.file_name().ok_or_else(|| err("has no file name".into()))?;
@@ -20,7 +29,7 @@ pub(crate) fn write_atomic_private(path: &Path, bytes: &[u8]) -> Result<(), Escr
     // A stale temp file from an earlier crash holds at most an unpublished key: remove it.
     let _ = fs::remove_file(&tmp);
     {
-        let mut f = open_private(&tmp).map_err(|e| err(format!("create temp file: {e}")))?;
+        let mut f = open_new(&tmp, mode).map_err(|e| err(format!("create temp file: {e}")))?;
         f.write_all(bytes).map_err(|e| err(format!("write: {e}")))?;
         f.sync_all().map_err(|e| err(format!("fsync: {e}")))?;
     }
@@ -50,14 +59,16 @@ pub(crate) fn create_private_dir(dir: &Path) -> Result<(), EscrowError> {
     b.create(dir).map_err(err)
 }
 
-fn open_private(path: &Path) -> std::io::Result<File> {
+fn open_new(path: &Path, mode: u32) -> std::io::Result<File> {
     let mut o = OpenOptions::new();
     o.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        o.mode(mode);
     }
+    #[cfg(not(unix))]
+    let _ = mode;
     o.open(path)
 }
 

@@ -92,7 +92,7 @@ fn check_token(
 }
 
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $allowed:expr) => {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr, $allowed:expr, $first:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(String);
@@ -101,7 +101,16 @@ macro_rules! string_id {
             /// Parses and validates.
             pub fn new(s: &str) -> Result<Self, EscrowError> {
                 check_token($field, s, $max, $allowed)?;
+                if !s.bytes().next().is_some_and($first) {
+                    return Err(EscrowError::invalid($field, "must start with a letter or digit"));
+                }
                 Ok($name(s.to_owned()))
+            }
+            /// A literal known to be valid (checked in debug builds).
+            #[allow(dead_code)]
+            pub(crate) fn literal(s: &'static str) -> Self {
+                debug_assert!($name::new(s).is_ok(), "invalid literal id");
+                $name(s.to_owned())
             }
             /// The validated text.
             pub fn as_str(&self) -> &str {
@@ -134,7 +143,15 @@ macro_rules! string_id {
 }
 
 fn slug_byte(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+}
+
+fn alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn any_byte(_: u8) -> bool {
+    true
 }
 
 fn line_byte(b: u8) -> bool {
@@ -142,22 +159,22 @@ fn line_byte(b: u8) -> bool {
 }
 
 string_id!(
-    /// An operator account id: 1–64 of `[a-z0-9_-]`.
-    OperatorId, "operator id", 64, slug_byte
+    /// An operator account id: 1–64 of `[a-z0-9._-]`, starting with a letter or digit.
+    OperatorId, "operator id", 64, slug_byte, alnum
 );
 string_id!(
-    /// A gateway id: 1–64 of `[a-z0-9_-]`.
-    GatewayId, "gateway id", 64, slug_byte
+    /// A gateway id (the gateway account's operator id): same rules as [`OperatorId`].
+    GatewayId, "gateway id", 64, slug_byte, alnum
 );
 string_id!(
     /// A hospital line (called number or service name) for retention policy: 1–64 of
     /// `[A-Za-z0-9+._-]`. Lines are service numbers, never caller numbers.
-    LineId, "line", 64, line_byte
+    LineId, "line", 64, line_byte, |b: u8| b != b'.'
 );
 string_id!(
     /// The pseudonymous caller code shown to consultants (e.g. `C-7KQ2-9XMD`): 1–32 of
     /// `[A-Z0-9-]`. The escrow never sees the caller's number.
-    CallerCode, "caller code", 32, |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'
+    CallerCode, "caller code", 32, |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-', any_byte
 );
 
 /// Maximum purpose length in characters.
@@ -312,12 +329,14 @@ mod tests {
 
     #[test]
     fn traversal_looking_ids_are_rejected() {
-        for bad in ["../etc", "a/b", "..", "", "A", "a b", "a\0", &"x".repeat(65)] {
+        for bad in ["../etc", "a/b", "..", ".x", "", "A", "a b", "a\0", "a%2f", &"x".repeat(65)] {
             assert!(OperatorId::new(bad).is_err(), "{bad:?} accepted");
             assert!(GatewayId::new(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(OperatorId::new("alice_2").map(|o| o.to_string()).ok().as_deref(), Some("alice_2"));
         assert!(LineId::new("../x").is_err());
+        assert!(LineId::new("..").is_err());
+        assert_eq!(OperatorId::new("dr.meyer").map(|o| o.to_string()).ok().as_deref(), Some("dr.meyer"));
         assert!(LineId::new("+4930123.ivf").is_ok());
     }
 

@@ -138,6 +138,11 @@ impl RetentionScheduler {
         self.guard.confirm(wall, mono);
     }
 
+    /// The current clock verdict.
+    pub fn verdict(&self) -> ClockVerdict {
+        self.guard.verdict()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RetentionConfig {
         &self.config

@@ -11,7 +11,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::EscrowError;
 use crate::fsutil;
 
-const TOKEN_PREFIX: &str = "cst_";
+const TOKEN_PREFIX: &str = "cs1_";
 
 /// A bearer token: 256 random bits, shown to its holder once, stored only as SHA-256.
 pub struct Token {
@@ -27,7 +27,7 @@ impl Token {
         Ok(Token { bytes })
     }
 
-    /// Parses the text form `cst_<64 lowercase hex>`.
+    /// Parses the text form `cs1_<64 lowercase hex>`.
     pub fn parse(s: &str) -> Result<Self, EscrowError> {
         let hexpart = s.strip_prefix(TOKEN_PREFIX).ok_or(EscrowError::Unauthenticated)?;
         if hexpart.len() != 64 || !hexpart.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(text.len(), 68);
         let back = Token::parse(&text).unwrap();
         assert_eq!(back.hash(), t.hash());
-        for bad in ["", "cst_", "cst_XYZ", &text.to_uppercase(), &format!("{}0", text.as_str())] {
+        for bad in ["", "cs1_", "cs1_XYZ", &text.to_uppercase(), &format!("{}0", text.as_str())] {
             assert!(Token::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

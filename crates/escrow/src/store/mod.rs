@@ -143,6 +143,11 @@ impl KeyKind {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordingQuery {
     pub epoch: Option<u32>,
+    pub caller_code: Option<String>,
+    /// Started at or after.
+    pub since: Option<Timestamp>,
+    /// Started before.
+    pub until: Option<Timestamp>,
     pub line: Option<String>,
     pub state: Option<RecordingState>,
     /// Return ids strictly greater than this (keyset pagination).
@@ -208,6 +213,7 @@ pub trait Tx {
 
     fn meta_get(&mut self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     fn meta_set(&mut self, key: &str, value: &[u8]) -> StoreResult<()>;
+    fn meta_delete(&mut self, key: &str) -> StoreResult<()>;
 
     fn epoch_insert(&mut self, row: &EpochRow) -> StoreResult<()>;
     fn epoch_get(&mut self, epoch: u32) -> StoreResult<Option<EpochRow>>;
@@ -243,6 +249,8 @@ pub trait Tx {
     fn token_insert(&mut self, row: &TokenRow) -> StoreResult<()>;
     fn token_get(&mut self, hash: &[u8; 32]) -> StoreResult<Option<TokenRow>>;
     fn tokens_delete(&mut self, operator: &str) -> StoreResult<u64>;
+    /// The latest expiry among an operator's tokens.
+    fn token_latest_expiry(&mut self, operator: &str) -> StoreResult<Option<Timestamp>>;
 
     fn retention_get(&mut self, line: &str) -> StoreResult<Option<u32>>;
     fn retention_set(&mut self, line: &str, days: u32, at: Timestamp) -> StoreResult<()>;
@@ -256,4 +264,6 @@ pub trait Tx {
     fn receipt_insert(&mut self, row: &ReceiptRow) -> StoreResult<()>;
     fn receipt_last_seq(&mut self) -> StoreResult<Option<u64>>;
     fn receipts(&mut self, from: u64, limit: u32) -> StoreResult<Vec<ReceiptRow>>;
+    /// Number of audit entries.
+    fn audit_count(&mut self) -> StoreResult<u64>;
 }

@@ -227,6 +227,11 @@ impl Tx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn meta_delete(&mut self, key: &str) -> StoreResult<()> {
+        self.tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?.execute([key])?;
+        Ok(())
+    }
+
     fn meta_set(&mut self, key: &str, value: &[u8]) -> StoreResult<()> {
         self.tx
             .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
@@ -325,11 +330,21 @@ impl Tx for SqliteTx<'_> {
     fn recordings(&mut self, q: &RecordingQuery) -> StoreResult<Vec<RecordingRow>> {
         let mut st = self.tx.prepare_cached(&format!(
             "SELECT {REC_COLS} FROM recordings WHERE (?1 IS NULL OR epoch = ?1) AND (?2 IS NULL OR line = ?2) \
-             AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR id > ?4) ORDER BY id LIMIT ?5"
+             AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR id > ?4) AND (?6 IS NULL OR caller_code = ?6) \
+             AND (?7 IS NULL OR started_at >= ?7) AND (?8 IS NULL OR started_at < ?8) ORDER BY id LIMIT ?5"
         ))?;
         let rows = st
             .query_map(
-                params![q.epoch, q.line, q.state.map(RecordingState::as_str), q.after.as_ref().map(|a| a.as_slice()), q.limit],
+                params![
+                    q.epoch,
+                    q.line,
+                    q.state.map(RecordingState::as_str),
+                    q.after.as_ref().map(|a| a.as_slice()),
+                    q.limit,
+                    q.caller_code,
+                    q.since.map(Timestamp::unix_ms),
+                    q.until.map(Timestamp::unix_ms)
+                ],
                 recording_from_row,
             )?
             .collect::<Result<Vec<_>, _>>()?;
@@ -526,6 +541,12 @@ impl Tx for SqliteTx<'_> {
         Ok(self.tx.prepare_cached("DELETE FROM tokens WHERE operator = ?1")?.execute([operator])? as u64)
     }
 
+    fn token_latest_expiry(&mut self, operator: &str) -> StoreResult<Option<Timestamp>> {
+        let n: Option<i64> =
+            self.tx.prepare_cached("SELECT MAX(expires_at) FROM tokens WHERE operator = ?1")?.query_row([operator], |r| r.get(0))?;
+        Ok(n.map(Timestamp::from_unix_ms))
+    }
+
     fn retention_get(&mut self, line: &str) -> StoreResult<Option<u32>> {
         Ok(self
             .tx
@@ -573,6 +594,11 @@ impl Tx for SqliteTx<'_> {
             .query_map(params![i64::try_from(from).unwrap_or(i64::MAX), limit], audit_from_row)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn audit_count(&mut self) -> StoreResult<u64> {
+        let n: i64 = self.tx.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     fn receipt_insert(&mut self, r: &ReceiptRow) -> StoreResult<()> {

@@ -18,6 +18,22 @@ pub struct ConsentEvidence {
     pub decided_at: Timestamp,
     /// SHA-256 (64 lowercase hex digits) of the consent prompt audio that was played.
     pub prompt_sha256: String,
+    /// The gateway's Ed25519 public key (64 hex digits) that signed this evidence. The escrow
+    /// pins the first key a gateway account uses and refuses any other afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_key: Option<String>,
+    /// Ed25519 signature (128 hex digits) over [`ConsentEvidence::signed_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl ConsentEvidence {
+    /// The bytes a gateway signs:
+    /// `callseal-consent-v1|<recording id>|<digit or ->|<decided_at ms>|<prompt_sha256>`.
+    pub fn signed_message(&self, recording: &RecordingId) -> Vec<u8> {
+        let digit = self.digit.map_or_else(|| "-".to_owned(), |d| d.to_string());
+        format!("callseal-consent-v1|{recording}|{digit}|{}|{}", self.decided_at.unix_ms(), self.prompt_sha256).into_bytes()
+    }
 }
 
 /// A gateway's deposit of one recording's wrapped data key and metadata.
@@ -41,8 +57,10 @@ pub struct Deposit {
     pub gateway: GatewayId,
     /// Call start.
     pub started_at: Timestamp,
-    /// Call end.
-    pub ended_at: Timestamp,
+    /// Call end; `None` while the call is still running (a gateway may deposit at recording
+    /// start and deposit again with the end time; see [`DepositOutcome::Updated`]).
+    #[serde(default)]
+    pub ended_at: Option<Timestamp>,
     /// How consent was given.
     pub consent: ConsentEvidence,
 }
@@ -53,6 +71,8 @@ pub struct Deposit {
 pub enum DepositOutcome {
     /// Newly stored.
     Stored,
+    /// An earlier deposit without an end time was completed with this one's `ended_at`.
+    Updated,
     /// The same deposit was already stored (idempotent retry).
     AlreadyStored,
     /// The recording had been erased before its deposit arrived; the key was discarded.
@@ -103,10 +123,10 @@ pub struct RecordingInfo {
     pub line: String,
     /// Depositing gateway.
     pub gateway: String,
-    /// Call start and end.
+    /// Call start.
     pub started_at: Timestamp,
-    /// Call end.
-    pub ended_at: Timestamp,
+    /// Call end (`None` while running or if the gateway never reported it).
+    pub ended_at: Option<Timestamp>,
     /// When the escrow received the deposit.
     pub deposited_at: Timestamp,
     /// Retention epoch.

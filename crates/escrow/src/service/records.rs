@@ -34,7 +34,7 @@ fn validate(actor: &Actor, d: &Deposit) -> Result<(), EscrowError> {
     if w.recording_id() != d.recording || w.epoch() != d.epoch {
         return Err(EscrowError::invalid("wrapped key", "names another recording or epoch than the deposit"));
     }
-    if d.ended_at < d.started_at {
+    if d.ended_at.is_some_and(|e| e < d.started_at) {
         return Err(EscrowError::invalid("ended_at", "is before started_at"));
     }
     if d.consent.digit.is_some_and(|c| !(c.is_ascii_digit() || c == '*' || c == '#')) {
@@ -47,9 +47,43 @@ fn validate(actor: &Actor, d: &Deposit) -> Result<(), EscrowError> {
     Ok(())
 }
 
+/// Identity of a deposit for idempotency: everything but the end time, which a second deposit
+/// may add.
 fn digest(d: &Deposit) -> Result<[u8; 32], EscrowError> {
-    let bytes = serde_json::to_vec(d).map_err(|e| EscrowError::Internal { what: e.to_string() })?;
+    let mut d = d.clone();
+    d.ended_at = None;
+    let bytes = serde_json::to_vec(&d).map_err(|e| EscrowError::Internal { what: e.to_string() })?;
     Ok(Sha256::digest(&bytes).into())
+}
+
+/// Checks the gateway's signature over the consent evidence, pinning the gateway's key on first
+/// use. Evidence without signature fields is accepted unsigned.
+fn check_consent_signature(tx: &mut dyn Tx, actor: &Actor, d: &Deposit) -> Result<(), EscrowError> {
+    let c = &d.consent;
+    let (key_hex, sig_hex) = match (&c.gateway_key, &c.signature) {
+        (None, None) => return Ok(()),
+        (Some(k), Some(s)) => (k, s),
+        _ => return Err(EscrowError::invalid("consent signature", "gateway_key and signature come together")),
+    };
+    let bad = |r: &str| EscrowError::invalid("consent signature", r.to_owned());
+    let key: [u8; 32] = hex::decode(key_hex).ok().and_then(|k| k.try_into().ok()).ok_or_else(|| bad("gateway_key is not 64 hex digits"))?;
+    let sig: [u8; 64] = hex::decode(sig_hex).ok().and_then(|k| k.try_into().ok()).ok_or_else(|| bad("signature is not 128 hex digits"))?;
+    let vk = ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| bad("gateway_key is not an Ed25519 key"))?;
+    if !crate::secret::verify_signature(&vk, &c.signed_message(&d.recording), &sig) {
+        return Err(bad("does not verify: the evidence was altered or signed with another key"));
+    }
+    let mut op = tx
+        .operator_get(actor.operator.as_str())
+        .map_err(EscrowError::storage("read an operator"))?
+        .ok_or_else(|| EscrowError::UnknownOperator { id: actor.operator.to_string() })?;
+    match op.signing_key {
+        Some(pinned) if pinned == key => Ok(()),
+        Some(_) => Err(bad("gateway_key is not the key this gateway used before; an admin must re-enrol the gateway")),
+        None => {
+            op.signing_key = Some(key);
+            tx.operator_update(&op).map_err(EscrowError::storage("pin the gateway key"))
+        }
+    }
 }
 
 fn status(r: &RecordingRow, epoch: Option<&EpochRow>) -> (RecordingStatus, Option<Timestamp>) {
@@ -166,15 +200,24 @@ impl Service {
     ) -> Result<DepositOutcome, EscrowError> {
         validate(actor, d)?;
         let digest = digest(d)?;
-        if let Some(existing) = tx.recording_get(d.recording.as_bytes()).map_err(EscrowError::storage("read a recording"))? {
-            return if existing.state == RecordingState::Erased && existing.digest == TOMBSTONE_DIGEST {
-                Ok(DepositOutcome::Discarded)
-            } else if existing.digest == digest {
-                Ok(DepositOutcome::AlreadyStored)
-            } else {
-                Err(EscrowError::DepositConflict { id: rid(&d.recording) })
+        if let Some(mut existing) = tx.recording_get(d.recording.as_bytes()).map_err(EscrowError::storage("read a recording"))? {
+            if existing.state == RecordingState::Erased && existing.digest == TOMBSTONE_DIGEST {
+                return Ok(DepositOutcome::Discarded);
+            }
+            if existing.digest != digest {
+                return Err(EscrowError::DepositConflict { id: rid(&d.recording) });
+            }
+            return match (existing.ended_at, d.ended_at) {
+                (None, Some(end)) => {
+                    existing.ended_at = Some(end);
+                    tx.recording_update(&existing).map_err(EscrowError::storage("update a recording"))?;
+                    Ok(DepositOutcome::Updated)
+                }
+                (Some(a), Some(b)) if a != b => Err(EscrowError::DepositConflict { id: rid(&d.recording) }),
+                _ => Ok(DepositOutcome::AlreadyStored),
             };
         }
+        check_consent_signature(tx, actor, d)?;
         let EpochId(epoch) = d.epoch;
         if !epochs.contains_key(&epoch) {
             epochs.insert(epoch, get_epoch(tx, epoch)?);
@@ -321,7 +364,7 @@ impl Service {
                     caller_code: String::new(),
                     gateway: actor.operator.to_string(),
                     started_at: now,
-                    ended_at: now,
+                    ended_at: None,
                     consent: Vec::new(),
                     digest: TOMBSTONE_DIGEST,
                     deposited_at: now,

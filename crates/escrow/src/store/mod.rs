@@ -103,7 +103,7 @@ pub struct RecordingRow {
     pub caller_code: String,
     pub gateway: String,
     pub started_at: Timestamp,
-    pub ended_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
     /// JSON of the gateway-signed consent evidence.
     pub consent: Vec<u8>,
     /// SHA-256 over the canonical deposit, for idempotency checks.

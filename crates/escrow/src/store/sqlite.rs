@@ -35,7 +35,7 @@ CREATE TABLE recordings (
     caller_code TEXT NOT NULL,
     gateway TEXT NOT NULL,
     started_at INTEGER NOT NULL,
-    ended_at INTEGER NOT NULL,
+    ended_at INTEGER,
     consent BLOB NOT NULL,
     digest BLOB NOT NULL,
     deposited_at INTEGER NOT NULL,
@@ -180,7 +180,7 @@ fn recording_from_row(r: &Row<'_>) -> rusqlite::Result<RecordingRow> {
         caller_code: r.get(3)?,
         gateway: r.get(4)?,
         started_at: Timestamp::from_unix_ms(r.get(5)?),
-        ended_at: Timestamp::from_unix_ms(r.get(6)?),
+        ended_at: ts(r.get(6)?),
         consent: r.get(7)?,
         digest: arr(r.get(8)?, "deposit digest")?,
         deposited_at: Timestamp::from_unix_ms(r.get(9)?),
@@ -301,7 +301,7 @@ impl Tx for SqliteTx<'_> {
                 r.caller_code,
                 r.gateway,
                 r.started_at.unix_ms(),
-                r.ended_at.unix_ms(),
+                r.ended_at.map(Timestamp::unix_ms),
                 r.consent,
                 r.digest.as_slice(),
                 r.deposited_at.unix_ms(),
@@ -322,8 +322,14 @@ impl Tx for SqliteTx<'_> {
 
     fn recording_update(&mut self, r: &RecordingRow) -> StoreResult<()> {
         self.tx
-            .prepare_cached("UPDATE recordings SET state = ?2, reason = ?3, destroyed_at = ?4 WHERE id = ?1")?
-            .execute(params![r.id.as_slice(), r.state.as_str(), r.reason, r.destroyed_at.map(Timestamp::unix_ms)])?;
+            .prepare_cached("UPDATE recordings SET state = ?2, reason = ?3, destroyed_at = ?4, ended_at = ?5 WHERE id = ?1")?
+            .execute(params![
+                r.id.as_slice(),
+                r.state.as_str(),
+                r.reason,
+                r.destroyed_at.map(Timestamp::unix_ms),
+                r.ended_at.map(Timestamp::unix_ms)
+            ])?;
         Ok(())
     }
 

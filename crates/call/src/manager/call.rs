@@ -200,6 +200,9 @@ pub struct Call {
     pub withdrawn: bool,
     /// The caller's recent digits while bridged (for the withdrawal code).
     pub digits: String,
+    /// Prompts started on the caller leg whose `PromptFinished` has not come yet, oldest
+    /// first: the media engine reports exactly one end per prompt, in order.
+    pub prompts: std::collections::VecDeque<crate::command::Prompt>,
     /// Timers.
     pub timers: TimerTable,
     /// How the call ended, once known.

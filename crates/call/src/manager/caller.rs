@@ -97,6 +97,7 @@ impl CallManager {
             recording: Recording::Off,
             withdrawn: false,
             digits: String::new(),
+            prompts: std::collections::VecDeque::new(),
             timers: TimerTable::default(),
             outcome: None,
         };

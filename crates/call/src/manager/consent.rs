@@ -12,6 +12,11 @@ use crate::timers::Timer;
 
 impl CallManager {
     pub(super) fn play(&mut self, h: CallHandle, leg: Leg, prompt: Prompt, barge_in: bool) {
+        if leg == Leg::Caller
+            && let Some(call) = self.calls.get_mut(&h)
+        {
+            call.prompts.push_back(prompt);
+        }
         self.push(Command::PlayPrompt {
             call: h,
             leg,
@@ -35,20 +40,25 @@ impl CallManager {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
-        match call.state {
-            // Ended early by a digit that was not an answer, or completed: wait for the digit.
-            State::PlayingPrompt { plays } if outcome != PromptOutcome::Stopped => {
+        let Some(prompt) = call.prompts.pop_front() else {
+            return;
+        };
+        if outcome == PromptOutcome::Stopped {
+            // We stopped it (barge-in, replaced): the flow has moved on already.
+            return;
+        }
+        match (call.state, prompt) {
+            // Completed, or ended by a digit that was not an answer: wait for the digit.
+            (State::PlayingPrompt { plays }, Prompt::Consent) => {
                 call.state = State::AwaitingDigit { plays };
                 call.timers.set(Timer::Digit, now.instant + digit_timeout);
             }
-            State::Confirming if outcome != PromptOutcome::Stopped => self.connect(now, h),
-            State::Surveying { answered: false } if outcome != PromptOutcome::Stopped => {
-                if !call.timers.is_set(Timer::Survey) {
-                    call.timers.set(Timer::Survey, now.instant + survey_timeout);
-                }
+            (State::Confirming, Prompt::ConfirmYes | Prompt::ConfirmNo) => self.connect(now, h),
+            (State::Surveying { answered: false }, Prompt::Survey) => {
+                call.timers.set(Timer::Survey, now.instant + survey_timeout);
             }
-            State::Surveying { answered: true } => {
-                call.outcome = Some(CallOutcome::Completed);
+            (State::Surveying { answered: true }, Prompt::Thanks) => {
+                call.outcome.get_or_insert(CallOutcome::Completed);
                 self.bye_caller(h, None);
                 self.end_when_idle(now, h);
             }

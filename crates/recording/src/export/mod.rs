@@ -70,7 +70,8 @@ pub struct ExportReport {
     pub seconds: f64,
     /// The layout written.
     pub channels: Channels,
-    /// Samples that arrived too late (more than 1 s behind) to be placed, and were left out.
+    /// Samples left out: frames more than 1 s late, and stragglers of a previous stream that
+    /// overlap the current one.
     pub dropped_samples: u64,
 }
 
@@ -167,11 +168,11 @@ pub fn export_wav<R: Read, W: Write + Seek>(
             // have no known clock. Neither may move the timeline.
             _ => continue,
         };
-        let pos = timeline.position(frame.leg, frame.rtp_timestamp, arrival_ms);
+        let (pos, limit) = timeline.position(frame.leg, frame.rtp_timestamp, arrival_ms);
         if let Some(target) = timeline.flush_target_before(pos, samples.len()) {
             timeline.flush_to(target, |block| sink.emit(&mut wav, block))?;
         }
-        timeline.write(frame.leg, pos, samples);
+        timeline.write(frame.leg, pos, samples, limit);
     };
     let end = timeline.end();
     timeline.flush_to(end, |block| sink.emit(&mut wav, block))?;

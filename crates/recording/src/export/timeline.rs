@@ -17,22 +17,38 @@ pub(crate) const REANCHOR_TOLERANCE: i64 = 4000;
 /// Samples kept behind the newest written position for late (reordered) frames: 1 s.
 pub(crate) const WINDOW: u64 = 8000;
 
-/// The run a leg is in: `(rtp_timestamp, position)` of its anchor frame.
+/// The runs of one leg: the current one and the one before it, each as the
+/// `(rtp_timestamp, position)` of its anchor frame.
 #[derive(Clone, Copy, Default)]
-struct Anchor(Option<(u32, i64)>);
+struct Anchor {
+    current: Option<(u32, i64)>,
+    previous: Option<(u32, i64)>,
+}
+
+/// Position by timestamp within a run, if it agrees with the arrival position.
+fn fits(run: Option<(u32, i64)>, ts: u32, arrival_pos: i64) -> Option<i64> {
+    let (anchor_ts, anchor_pos) = run?;
+    // RFC 3550 §5.1: timestamps wrap; the signed 32-bit difference is the delta.
+    let by_ts = anchor_pos + i64::from(ts.wrapping_sub(anchor_ts) as i32);
+    ((by_ts - arrival_pos).abs() <= REANCHOR_TOLERANCE).then_some(by_ts)
+}
 
 impl Anchor {
-    /// Position of a frame, re-anchoring when the timestamp and the arrival disagree.
-    fn place(&mut self, ts: u32, arrival_pos: i64) -> i64 {
-        if let Some((anchor_ts, anchor_pos)) = self.0 {
-            // RFC 3550 §5.1: timestamps wrap; the signed 32-bit difference is the delta.
-            let by_ts = anchor_pos + i64::from(ts.wrapping_sub(anchor_ts) as i32);
-            if (by_ts - arrival_pos).abs() <= REANCHOR_TOLERANCE {
-                return by_ts;
-            }
+    /// Position of a frame, and the position it must end before. A frame that fits neither run
+    /// starts a new one at its arrival position. A frame that fits only the previous run is a
+    /// straggler of the old stream (a late packet from before an SSRC change, case 025): it is
+    /// placed by that run, may only fill the time before the current run began, and does not
+    /// disturb the current run.
+    fn place(&mut self, ts: u32, arrival_pos: i64) -> (i64, Option<i64>) {
+        if let Some(pos) = fits(self.current, ts, arrival_pos) {
+            return (pos, None);
         }
-        self.0 = Some((ts, arrival_pos));
-        arrival_pos
+        if let Some(pos) = fits(self.previous, ts, arrival_pos) {
+            return (pos, self.current.map(|(_, start)| start));
+        }
+        self.previous = self.current;
+        self.current = Some((ts, arrival_pos));
+        (arrival_pos, None)
     }
 }
 
@@ -66,8 +82,9 @@ impl Timeline {
         self.origin_ms.get_or_insert(arrival_ms);
     }
 
-    /// Position of a frame of `leg` with timestamp `ts` that arrived at `arrival_ms`.
-    pub(crate) fn position(&mut self, leg: Leg, ts: u32, arrival_ms: u64) -> i64 {
+    /// Position of a frame of `leg` with timestamp `ts` that arrived at `arrival_ms`, and the
+    /// position its samples must end before (for stragglers).
+    pub(crate) fn position(&mut self, leg: Leg, ts: u32, arrival_ms: u64) -> (i64, Option<i64>) {
         let origin = self.origin_ms.unwrap_or(arrival_ms);
         let ms = i64::try_from(arrival_ms).unwrap_or(i64::MAX) - i64::try_from(origin).unwrap_or(0);
         let arrival_pos = ms.saturating_mul(8);
@@ -84,10 +101,19 @@ impl Timeline {
         self.flushed + self.buf.len() as u64
     }
 
-    /// Writes `samples` for `leg` from absolute position `pos`. Samples before `flushed` are
-    /// dropped. The caller flushes first if `pos` is far ahead (see [`Timeline::needs_flush`]).
-    pub(crate) fn write(&mut self, leg: Leg, pos: i64, samples: &[i16]) {
+    /// Writes `samples` for `leg` from absolute position `pos`, stopping before `limit`.
+    /// Samples before `flushed` or from `limit` on are dropped. The caller flushes first if
+    /// `pos` is far ahead (see [`Timeline::flush_target_before`]).
+    pub(crate) fn write(&mut self, leg: Leg, pos: i64, samples: &[i16], limit: Option<i64>) {
         let ch = leg_index(leg);
+        let keep = match limit {
+            Some(limit) => usize::try_from(limit.saturating_sub(pos))
+                .unwrap_or(0)
+                .min(samples.len()),
+            None => samples.len(),
+        };
+        self.dropped_samples += (samples.len() - keep) as u64;
+        let samples = &samples[..keep];
         let flushed = i64::try_from(self.flushed).unwrap_or(i64::MAX);
         let skip = usize::try_from(flushed.saturating_sub(pos))
             .unwrap_or(0)
@@ -156,33 +182,37 @@ mod tests {
     #[test]
     fn timestamps_place_within_a_run() {
         let mut a = Anchor::default();
-        assert_eq!(a.place(1000, 80), 80);
+        assert_eq!(a.place(1000, 80), (80, None));
         // 30 ms packets: 240 samples each, with arrival jitter.
-        assert_eq!(a.place(1240, 80 + 240 + 40), 320);
-        assert_eq!(a.place(1480, 80 + 480 - 16), 560);
+        assert_eq!(a.place(1240, 80 + 240 + 40), (320, None));
+        assert_eq!(a.place(1480, 80 + 480 - 16), (560, None));
         // Wrap-around of the 32-bit timestamp.
         let mut w = Anchor::default();
-        assert_eq!(w.place(u32::MAX - 79, 0), 0);
-        assert_eq!(w.place(80, 160), 160);
+        assert_eq!(w.place(u32::MAX - 79, 0), (0, None));
+        assert_eq!(w.place(80, 160), (160, None));
     }
 
     #[test]
     fn unrelated_timestamps_re_anchor_on_arrival() {
         let mut a = Anchor::default();
-        assert_eq!(a.place(160_000, 0), 0);
+        assert_eq!(a.place(160_000, 0), (0, None));
         // New SSRC / prompt-to-relay switch: ts jumps back to 9000 (case 026).
-        assert_eq!(a.place(9000, 160), 160);
+        assert_eq!(a.place(9000, 160), (160, None));
         // ...and the new run continues by timestamp.
-        assert_eq!(a.place(9160, 330), 320);
+        assert_eq!(a.place(9160, 330), (320, None));
+        // A straggler of the old stream goes where its own run puts it, before the new run...
+        assert_eq!(a.place(159_840, 500), (-160, Some(160)));
+        // ...and the new run is undisturbed.
+        assert_eq!(a.place(9320, 480), (480, None));
         // A pause of 10 s with the timestamp carrying on (hold): arrival wins.
-        assert_eq!(a.place(9320, 80_320), 80_320);
+        assert_eq!(a.place(9480, 80_320), (80_320, None));
     }
 
     #[test]
     fn flush_emits_buffer_then_silence() {
         let mut t = Timeline::new();
-        t.write(Leg::Caller, 2, &[1, 2]);
-        t.write(Leg::Consultant, 3, &[7]);
+        t.write(Leg::Caller, 2, &[1, 2], None);
+        t.write(Leg::Consultant, 3, &[7, 8, 9], Some(4));
         let mut out = Vec::new();
         t.flush_to(6, |s| {
             out.extend_from_slice(s);
@@ -191,8 +221,9 @@ mod tests {
         .unwrap();
         assert_eq!(out, [[0, 0], [0, 0], [1, 0], [2, 7], [0, 0], [0, 0]]);
         // Too late now: dropped.
-        t.write(Leg::Caller, 4, &[5, 6, 8]);
         assert_eq!(t.dropped_samples, 2);
+        t.write(Leg::Caller, 4, &[5, 6, 8], None);
+        assert_eq!(t.dropped_samples, 4);
         assert_eq!(t.end(), 7);
     }
 }

@@ -7,32 +7,82 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum BenchError {
     #[error("could not {what}: {source}")]
-    Io { what: &'static str, source: io::Error },
+    Io {
+        what: &'static str,
+        source: io::Error,
+    },
 
     #[error("`{program}` was not found on PATH; install it (Debian: apt-get install -y {package})")]
-    MissingProgram { program: &'static str, package: &'static str },
+    MissingProgram {
+        program: &'static str,
+        package: &'static str,
+    },
 
     #[error("could not start {system} (`{command}`): {source}")]
-    Spawn { system: String, command: String, source: io::Error },
+    Spawn {
+        system: String,
+        command: String,
+        source: io::Error,
+    },
 
-    #[error("{system} exited during the run (status {status}); its log is {}", log.display())]
-    Exited { system: String, status: String, log: PathBuf },
+    #[error("{system} exited (status {status}); its log is {}, ending:{tail}", log.display())]
+    Exited {
+        system: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
 
-    #[error("{system} did not become ready within {secs} s ({detail}); its log is {}", log.display())]
-    NotReady { system: String, secs: u64, detail: String, log: PathBuf },
+    #[error("{system} did not become ready within {secs} s ({detail}); its log is {}, ending:{tail}", log.display())]
+    NotReady {
+        system: String,
+        secs: u64,
+        detail: String,
+        log: PathBuf,
+        tail: String,
+    },
 
     #[error(
         "{system} set up {established} of {wanted} calls within {secs} s ({detail}); \
          the system under test is not carrying calls, see its log {}",
         log.display()
     )]
-    CallSetup { system: String, wanted: usize, established: usize, secs: u64, detail: String, log: PathBuf },
+    CallSetup {
+        system: String,
+        wanted: usize,
+        established: usize,
+        secs: u64,
+        detail: String,
+        log: PathBuf,
+    },
 
-    #[error("{system} lost {loss_pct:.2} % of the media at {calls} calls (limit {limit_pct} %): the system is not carrying media")]
-    MediaLoss { system: String, calls: usize, loss_pct: f64, limit_pct: f64 },
+    #[error(
+        "{system}: {silent} of {streams} RTP streams delivered no media within {secs} s of the first packet; \
+         the system under test is not relaying media, see its log {}",
+        log.display()
+    )]
+    NoMedia {
+        system: String,
+        silent: usize,
+        streams: usize,
+        secs: u64,
+        log: PathBuf,
+    },
 
-    #[error("the callseal binary {} has no `{subcommand}` subcommand yet; build it with `cargo build --release -p callseal-cli`", path.display())]
-    CallsealNotReady { path: PathBuf, subcommand: String },
+    #[error(
+        "{system} wrote {found} sealed recordings for {wanted} consenting calls; the consent digit was not \
+         honoured, see its log {}",
+        log.display()
+    )]
+    Recordings {
+        system: String,
+        found: usize,
+        wanted: usize,
+        log: PathBuf,
+    },
+
+    #[error("the callseal binary {} does not exist; build it with `cargo build --release -p callseal-cli` or name it with --callseal-bin", path.display())]
+    CallsealMissing { path: PathBuf },
 
     #[error("interrupted")]
     Interrupted,

@@ -44,25 +44,35 @@ impl SocketPool {
     pub fn bind(count: usize) -> Result<Self, BenchError> {
         let mut sockets = Vec::with_capacity(count);
         for _ in 0..count {
-            let s = UdpSocket::bind("127.0.0.1:0").map_err(|e| BenchError::io("bind a generator socket on 127.0.0.1", e))?;
-            s.set_nonblocking(true).map_err(|e| BenchError::io("set a generator socket non-blocking", e))?;
+            let s = UdpSocket::bind("127.0.0.1:0")
+                .map_err(|e| BenchError::io("bind a generator socket on 127.0.0.1", e))?;
+            s.set_nonblocking(true)
+                .map_err(|e| BenchError::io("set a generator socket non-blocking", e))?;
             // SO_RCVBUFFORCE needs CAP_NET_ADMIN; without it the kernel caps at rmem_max.
             if setsockopt(&s, sockopt::RcvBufForce, &RCVBUF).is_err() {
                 let _ = setsockopt(&s, sockopt::RcvBuf, &RCVBUF);
             }
             setsockopt(&s, sockopt::ReceiveTimestampns, &true)
                 .map_err(|e| BenchError::io("enable SO_TIMESTAMPNS", e.into()))?;
-            setsockopt(&s, sockopt::RxqOvfl, &1).map_err(|e| BenchError::io("enable SO_RXQ_OVFL", e.into()))?;
+            setsockopt(&s, sockopt::RxqOvfl, &1)
+                .map_err(|e| BenchError::io("enable SO_RXQ_OVFL", e.into()))?;
             sockets.push(s);
         }
         Ok(Self { sockets })
     }
 
     pub fn addr(&self, index: usize) -> Result<SocketAddrV4, BenchError> {
-        let s = self.sockets.get(index).ok_or(BenchError::Internal { what: "socket index out of range" })?;
-        match s.local_addr().map_err(|e| BenchError::io("read a generator socket address", e))? {
+        let s = self.sockets.get(index).ok_or(BenchError::Internal {
+            what: "socket index out of range",
+        })?;
+        match s
+            .local_addr()
+            .map_err(|e| BenchError::io("read a generator socket address", e))?
+        {
             SocketAddr::V4(a) => Ok(a),
-            SocketAddr::V6(_) => Err(BenchError::Internal { what: "generator socket is not IPv4" }),
+            SocketAddr::V6(_) => Err(BenchError::Internal {
+                what: "generator socket is not IPv4",
+            }),
         }
     }
 
@@ -71,9 +81,18 @@ impl SocketPool {
     }
 
     /// Sends one datagram from pool socket `index` (used for the consent digit).
-    pub fn send_from(&self, index: usize, to: SocketAddrV4, bytes: &[u8]) -> Result<(), BenchError> {
-        let s = self.sockets.get(index).ok_or(BenchError::Internal { what: "socket index out of range" })?;
-        s.send_to(bytes, to).map(|_| ()).map_err(|e| BenchError::io("send a telephone-event packet", e))
+    pub fn send_from(
+        &self,
+        index: usize,
+        to: SocketAddrV4,
+        bytes: &[u8],
+    ) -> Result<(), BenchError> {
+        let s = self.sockets.get(index).ok_or(BenchError::Internal {
+            what: "socket index out of range",
+        })?;
+        s.send_to(bytes, to)
+            .map(|_| ())
+            .map_err(|e| BenchError::io("send a telephone-event packet", e))
     }
 }
 
@@ -102,6 +121,12 @@ pub struct MediaResult {
     pub delay: Histogram,
     /// How late sends left relative to their schedule: shows a saturated generator.
     pub lateness: Histogram,
+    /// Streams that had delivered no recent probe when the window was placed.
+    pub silent_streams: usize,
+    /// Media time before the window (until every stream flowed).
+    pub warmup: Duration,
+    /// False when the run stopped before the window was placed.
+    pub measured: bool,
 }
 
 impl MediaResult {
@@ -113,37 +138,61 @@ impl MediaResult {
     }
 }
 
-/// Timing of one media run, shared with the thread that samples CPU and memory.
+/// Timing of one media run. The measurement window is not fixed in advance: it
+/// starts once every stream delivers probes (a gateway plays its prompts first, and
+/// a relay latches each leg when its first packet comes), but never before
+/// `min_warmup` and at the latest at `max_warmup`.
 #[derive(Debug, Clone, Copy)]
 pub struct Schedule {
     pub start: Instant,
-    pub warmup: Duration,
+    pub min_warmup: Duration,
+    pub max_warmup: Duration,
     pub measure: Duration,
     pub drain: Duration,
 }
 
-impl Schedule {
-    pub fn window_start(&self) -> Instant {
-        self.start + self.warmup
-    }
-    pub fn window_end(&self) -> Instant {
-        self.start + self.warmup + self.measure
-    }
-    fn rounds(d: Duration) -> u32 {
-        u32::try_from(d.as_micros() / PERIOD.as_micros()).unwrap_or(u32::MAX)
-    }
+/// Where the measurement window was placed, told to the CPU sampler once known.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub start: Instant,
+    pub end: Instant,
 }
 
-/// Runs the streams on the calling thread until the schedule ends or `stop` is set.
-/// Stream `i` carries probe stream id `i`.
-pub fn run(pool: &SocketPool, streams: &[Stream], sched: Schedule, stop: &Arc<AtomicBool>) -> Result<MediaResult, BenchError> {
+/// A stream counts as flowing when it delivered a probe sent this recently.
+const FLOWING: Duration = Duration::from_millis(500);
+
+fn rounds(d: Duration) -> u32 {
+    u32::try_from(d.as_micros() / PERIOD.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// The window once placed: probe rounds `warm..total` are measured.
+struct Placed {
+    warm: u32,
+    total: u32,
+    words: usize,
+    seen: Vec<u64>,
+}
+
+/// Runs the streams on the calling thread until the window has been measured or
+/// `stop` is set. Stream `i` carries probe stream id `i`. `on_window` is called
+/// once, as soon as the window is placed.
+pub fn run(
+    pool: &SocketPool,
+    streams: &[Stream],
+    sched: Schedule,
+    stop: &Arc<AtomicBool>,
+    mut on_window: impl FnMut(Window),
+) -> Result<MediaResult, BenchError> {
     let n = streams.len();
-    let warm = Schedule::rounds(sched.warmup);
-    let total = warm + Schedule::rounds(sched.measure).max(1);
-    let window_len = (total - warm) as usize;
-    let words = window_len.div_ceil(64);
-    let mut seen = vec![0u64; words * n];
-    let mut res = MediaResult { streams: n, window: sched.measure, ..Default::default() };
+    let measure_rounds = rounds(sched.measure).max(1);
+    let mut placed: Option<Placed> = None;
+    // Send time of the newest probe received on each stream (0 = none yet).
+    let mut last_sent_seen = vec![0u64; n];
+    let mut res = MediaResult {
+        streams: n,
+        window: sched.measure,
+        ..Default::default()
+    };
     let mut drops = vec![0u32; pool.len()];
 
     // Sorting by socket lets consecutive due packets share one sendmmsg.
@@ -151,19 +200,47 @@ pub fn run(pool: &SocketPool, streams: &[Stream], sched: Schedule, stop: &Arc<At
     order.sort_by_key(|&i| streams[i].local);
     let phase = |j: usize| PERIOD.mul_f64(j as f64 / n.max(1) as f64);
     let mut cursor = (0u32, 0usize); // (round, position in `order`)
-    let end = sched.start + PERIOD * total;
-    let hard_stop = end + sched.drain;
+    let mut total = u32::MAX;
+    let mut hard_stop = sched.start + sched.max_warmup + sched.measure + sched.drain + PERIOD * 4;
+    let mut next_check = sched.start + sched.min_warmup;
 
     let mut tx = vec![[0u8; PACKET_LEN]; SEND_BATCH];
     let mut tx_to: Vec<Option<SockaddrIn>> = Vec::with_capacity(SEND_BATCH);
     let mut tx_hdr = MultiHeaders::<SockaddrIn>::preallocate(SEND_BATCH, None);
     let mut rx = vec![[0u8; 2048]; RECV_BATCH];
-    let mut rx_hdr = MultiHeaders::<SockaddrIn>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(TimeSpec, u32)));
+    let mut rx_hdr =
+        MultiHeaders::<SockaddrIn>::preallocate(RECV_BATCH, Some(nix::cmsg_space!(TimeSpec, u32)));
 
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= hard_stop {
             break;
+        }
+        // --- place the window once every stream flows (or the warm-up is over) ---
+        if placed.is_none() && now >= next_check {
+            next_check = now + PERIOD;
+            let floor = realtime_ns().saturating_sub(FLOWING.as_nanos() as u64);
+            let silent = last_sent_seen.iter().filter(|&&t| t < floor).count();
+            if silent == 0 || now >= sched.start + sched.max_warmup {
+                // Two rounds ahead: no probe of the window has been sent yet.
+                let warm = cursor.0 + 2;
+                total = warm.saturating_add(measure_rounds);
+                let words = (measure_rounds as usize).div_ceil(64);
+                placed = Some(Placed {
+                    warm,
+                    total,
+                    words,
+                    seen: vec![0u64; words * n],
+                });
+                res.silent_streams = silent;
+                res.warmup = PERIOD * warm;
+                let window = Window {
+                    start: sched.start + PERIOD * warm,
+                    end: sched.start + PERIOD * total,
+                };
+                hard_stop = window.end + sched.drain;
+                on_window(window);
+            }
         }
         // --- send what is due, one socket per batch ---
         let mut batch = 0usize;
@@ -185,18 +262,34 @@ pub fn run(pool: &SocketPool, streams: &[Stream], sched: Schedule, stop: &Arc<At
                 first_due = due;
             }
             batch_sock = Some(st.local);
-            probe::write_probe(&mut tx[batch], 0x4000_0000 | id as u32, Probe { stream: id as u32, seq: round, sent_ns: 0 });
+            probe::write_probe(
+                &mut tx[batch],
+                0x4000_0000 | id as u32,
+                Probe {
+                    stream: id as u32,
+                    seq: round,
+                    sent_ns: 0,
+                },
+            );
             tx_to.push(Some(SockaddrIn::from(st.remote)));
             batch += 1;
-            cursor = if pos + 1 == n { (round + 1, 0) } else { (round, pos + 1) };
+            cursor = if pos + 1 == n {
+                (round + 1, 0)
+            } else {
+                (round, pos + 1)
+            };
         }
         if let (Some(sock), true) = (batch_sock, batch > 0) {
             let stamp = realtime_ns();
             for b in tx.iter_mut().take(batch) {
                 probe::restamp(b, stamp);
             }
-            res.lateness.record_ns(i64::try_from(now.saturating_duration_since(first_due).as_nanos()).unwrap_or(i64::MAX));
-            let iovs: Vec<[IoSlice<'_>; 1]> = tx.iter().take(batch).map(|b| [IoSlice::new(b)]).collect();
+            res.lateness.record_ns(
+                i64::try_from(now.saturating_duration_since(first_due).as_nanos())
+                    .unwrap_or(i64::MAX),
+            );
+            let iovs: Vec<[IoSlice<'_>; 1]> =
+                tx.iter().take(batch).map(|b| [IoSlice::new(b)]).collect();
             let fd = pool.sockets[sock].as_raw_fd();
             // The per-message results are not read: nix's iterator would read address
             // slots a send never fills. On loopback a UDP send either fails as a whole
@@ -207,12 +300,13 @@ pub fn run(pool: &SocketPool, streams: &[Stream], sched: Schedule, stop: &Arc<At
                 Err(_) => 0,
             };
             res.send_errors += (batch - sent) as u64;
-            for b in tx.iter().take(sent) {
-                if let Some(p) = probe::read_probe(b) {
-                    if p.seq >= warm {
-                        res.sent += 1;
-                    }
-                }
+            if let Some(w) = &placed {
+                res.sent += tx
+                    .iter()
+                    .take(sent)
+                    .filter_map(|b| probe::read_probe(b))
+                    .filter(|p| p.seq >= w.warm)
+                    .count() as u64;
             }
         }
 
@@ -228,20 +322,24 @@ pub fn run(pool: &SocketPool, streams: &[Stream], sched: Schedule, stop: &Arc<At
                         res.foreign += 1;
                         return;
                     };
-                    let (Some(stamp), true) = (stamp, (p.stream as usize) < n) else {
+                    let (Some(stamp), Some(last)) =
+                        (stamp, last_sent_seen.get_mut(p.stream as usize))
+                    else {
                         res.foreign += 1;
                         return;
                     };
-                    if p.seq < warm || p.seq >= total {
+                    *last = (*last).max(p.sent_ns);
+                    let Some(w) = placed.as_mut() else { return };
+                    if p.seq < w.warm || p.seq >= w.total {
                         return;
                     }
-                    let bit = (p.seq - warm) as usize;
-                    let w = p.stream as usize * words + bit / 64;
-                    if seen[w] & (1 << (bit % 64)) != 0 {
+                    let bit = (p.seq - w.warm) as usize;
+                    let i = p.stream as usize * w.words + bit / 64;
+                    if w.seen[i] & (1 << (bit % 64)) != 0 {
                         res.duplicates += 1;
                         return;
                     }
-                    seen[w] |= 1 << (bit % 64);
+                    w.seen[i] |= 1 << (bit % 64);
                     res.received += 1;
                     res.delay.record_ns(stamp as i64 - p.sent_ns as i64);
                 });
@@ -255,18 +353,29 @@ pub fn run(pool: &SocketPool, streams: &[Stream], sched: Schedule, stop: &Arc<At
             continue;
         }
         // --- idle: wait for input or the next due send ---
-        let next_due = if cursor.0 < total { sched.start + PERIOD * cursor.0 + phase(cursor.1) } else { hard_stop };
-        let wait = next_due.saturating_duration_since(Instant::now()).min(Duration::from_millis(2));
+        let next_due = if cursor.0 < total {
+            sched.start + PERIOD * cursor.0 + phase(cursor.1)
+        } else {
+            hard_stop
+        };
+        let wait = next_due
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(2));
         if wait.is_zero() {
             continue;
         }
-        let mut fds: Vec<PollFd<'_>> = pool.sockets.iter().map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN)).collect();
+        let mut fds: Vec<PollFd<'_>> = pool
+            .sockets
+            .iter()
+            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+            .collect();
         match ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(BenchError::io("wait on generator sockets", e.into())),
         }
     }
     res.own_drops = drops.iter().map(|&d| u64::from(d)).sum();
+    res.measured = placed.is_some();
     Ok(res)
 }
 
@@ -277,7 +386,10 @@ fn recv_batch(
     bufs: &mut [[u8; 2048]],
     mut each: impl FnMut(&[u8], Option<u64>, Option<u32>),
 ) -> usize {
-    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
+    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
+        .iter_mut()
+        .map(|b| [IoSliceMut::new(&mut b[..])])
+        .collect();
     let Ok(msgs) = recvmmsg(fd, hdr, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None) else {
         return 0;
     };
@@ -303,5 +415,112 @@ fn recv_batch(
 }
 
 pub fn realtime_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sched(min: u64, max: u64, measure: u64) -> Schedule {
+        Schedule {
+            start: Instant::now() + Duration::from_millis(20),
+            min_warmup: Duration::from_millis(min),
+            max_warmup: Duration::from_millis(max),
+            measure: Duration::from_millis(measure),
+            drain: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn streams_between_own_sockets_lose_nothing_and_place_the_window_early() {
+        let pool = SocketPool::bind(2).unwrap();
+        let streams: Vec<Stream> = (0..20)
+            .map(|i| Stream {
+                local: i % 2,
+                remote: pool.addr(1 - i % 2).unwrap(),
+            })
+            .collect();
+        let mut windows = Vec::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let res = run(&pool, &streams, sched(100, 2000, 400), &stop, |w| {
+            windows.push(w)
+        })
+        .unwrap();
+        assert_eq!(windows.len(), 1);
+        assert!(res.measured);
+        assert_eq!(res.silent_streams, 0);
+        assert!(
+            res.warmup < Duration::from_millis(1000),
+            "window placed late: {:?}",
+            res.warmup
+        );
+        assert_eq!(res.sent, 20 * 20, "20 streams x 20 rounds of 20 ms");
+        assert_eq!(res.received, res.sent);
+        assert_eq!(res.duplicates, 0);
+        assert!(res.loss_pct() == 0.0);
+        let p99 = res.delay.quantile_us(0.99).unwrap();
+        assert!(p99 < 50_000, "loopback p99 {p99} us");
+    }
+
+    #[test]
+    fn a_stream_nobody_relays_is_silent_and_counts_as_lost() {
+        let pool = SocketPool::bind(2).unwrap();
+        // A socket outside the pool: its datagrams are never read back.
+        let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let SocketAddr::V4(sink_addr) = sink.local_addr().unwrap() else {
+            panic!("v4")
+        };
+        let streams = vec![
+            Stream {
+                local: 0,
+                remote: pool.addr(1).unwrap(),
+            },
+            Stream {
+                local: 1,
+                remote: pool.addr(0).unwrap(),
+            },
+            Stream {
+                local: 0,
+                remote: sink_addr,
+            },
+        ];
+        let stop = Arc::new(AtomicBool::new(false));
+        let res = run(&pool, &streams, sched(100, 300, 200), &stop, |_| {}).unwrap();
+        assert_eq!(res.silent_streams, 1);
+        assert!(
+            res.warmup >= Duration::from_millis(300),
+            "waited for the silent stream until max_warmup"
+        );
+        assert_eq!(res.sent, 3 * 10);
+        assert_eq!(res.received, 2 * 10);
+        assert!((res.loss_pct() - 100.0 / 3.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn stop_ends_the_run_without_a_window() {
+        let pool = SocketPool::bind(1).unwrap();
+        let SocketAddr::V4(nowhere) = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+        else {
+            panic!("v4")
+        };
+        let stop = Arc::new(AtomicBool::new(true));
+        let res = run(
+            &pool,
+            &[Stream {
+                local: 0,
+                remote: nowhere,
+            }],
+            sched(0, 100, 100),
+            &stop,
+            |_| {},
+        )
+        .unwrap();
+        assert!(!res.measured);
+    }
 }

@@ -4,18 +4,26 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+const DEFAULT_SYSTEMS: [&str; 4] = ["direct", "reference", "callseal", "callseal-norec"];
+
 /// Recorded calls per core: callseal against rtpengine behind Kamailio, measured
 /// side by side on loopback. See benches/README.md.
 #[derive(Debug, Parser)]
 #[command(name = "callseal-loadbench", max_term_width = 100)]
 pub struct Opts {
-    /// CI mode: about 100 calls, a few seconds, exit non-zero if a system fails to carry calls.
+    /// CI mode: 100 calls, one repetition, a few seconds per system. Like every run it exits
+    /// non-zero only when the harness failed (a system did not come up, calls were not set
+    /// up, media did not flow), never because a target was missed.
     #[arg(long)]
     pub quick: bool,
 
     /// Systems, run in this order in every repetition (A B A B):
     /// direct, reference, callseal, callseal-norec.
-    #[arg(long, value_delimiter = ',', default_value = "reference,callseal,callseal-norec")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "direct,reference,callseal,callseal-norec"
+    )]
     pub systems: Vec<String>,
 
     /// Calls per step (each call = 2 RTP streams of 50 packets/s).
@@ -26,9 +34,14 @@ pub struct Opts {
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
 
-    /// Seconds of media before the measurement window (latching, prompt end).
+    /// Least seconds of media before the measurement window. The window starts once
+    /// every stream delivers (relays latch, prompts end), but not before this.
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
+
+    /// Most seconds of media before the window; streams still silent then count as lost.
+    #[arg(long, default_value_t = 30.0)]
+    pub max_warmup: f64,
 
     /// Seconds of the measurement window.
     #[arg(long, default_value_t = 10.0)]
@@ -51,32 +64,36 @@ pub struct Opts {
     pub sockets_per_side: usize,
 
     /// SIP address of the system under test.
-    #[arg(long, default_value = "127.0.0.1:25060")]
+    #[arg(long, default_value = "127.0.0.1:23060")]
     pub sip: String,
 
     /// rtpengine ng control port (loopback).
-    #[arg(long, default_value_t = 25223)]
+    #[arg(long, default_value_t = 23223)]
     pub ng_port: u16,
 
-    /// RTP port range of the system under test.
-    #[arg(long, default_value = "30000-39999")]
+    /// RTP port range of the system under test (below the kernel's ephemeral range,
+    /// 32768 and up, so the generator's own sockets never take one).
+    #[arg(long, default_value = "22000-31999")]
     pub rtp_ports: String,
 
     /// The callseal binary (default: target/release/callseal, then target/debug/callseal).
     #[arg(long)]
     pub callseal_bin: Option<PathBuf>,
 
-    /// callseal arguments; {sip} {pbx} {data} {rtp_min} {rtp_max} are filled in.
-    #[arg(long, default_value = "--data {data} serve --sip {sip} --pbx {pbx}")]
+    /// Arguments that start the gateway. {config} is the configuration the harness
+    /// writes per run (SIP address, PBX stand-in, RTP ports, recording folder);
+    /// {data}, {sip} and {pbx} are filled in too.
+    #[arg(long, default_value = "--data {data} serve --config {config}")]
     pub callseal_args: String,
+
+    /// Arguments run once before the gateway starts, to create its data folder
+    /// ("" to skip).
+    #[arg(long, default_value = "--data {data} init")]
+    pub callseal_init: String,
 
     /// Fail (instead of skipping callseal) when the callseal binary is missing or not ready.
     #[arg(long)]
     pub require_callseal: bool,
-
-    /// Loss above this percentage fails a --quick run.
-    #[arg(long, default_value_t = 1.0)]
-    pub max_loss_pct: f64,
 
     /// Also write the result tables as Markdown to this file.
     #[arg(long)]
@@ -88,15 +105,17 @@ pub struct Opts {
 }
 
 impl Opts {
-    /// Applies --quick: one short repetition of 100 calls, unless set explicitly.
+    /// Applies --quick: one short repetition of 100 calls through every system.
     pub fn effective(mut self) -> Self {
         if self.quick {
             self.calls = vec![100];
             self.reps = 1;
             self.warmup = 0.5;
             self.measure = 2.0;
-            if self.systems == ["reference", "callseal", "callseal-norec"] {
-                self.systems = vec!["direct".into(), "reference".into(), "callseal".into()];
+            if self.systems == DEFAULT_SYSTEMS {
+                self.systems = ["direct", "reference", "callseal", "callseal-norec"]
+                    .map(String::from)
+                    .to_vec();
             }
         }
         self

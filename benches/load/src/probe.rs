@@ -36,7 +36,12 @@ pub fn write_probe(buf: &mut [u8; PACKET_LEN], ssrc: u32, probe: Probe) {
     buf[0] = 0x80; // V=2, no padding, no extension, CC=0
     buf[1] = PT_PCMU;
     buf[2..4].copy_from_slice(&(probe.seq as u16).to_be_bytes());
-    buf[4..8].copy_from_slice(&probe.seq.wrapping_mul(PCMU_PAYLOAD_LEN as u32).to_be_bytes());
+    buf[4..8].copy_from_slice(
+        &probe
+            .seq
+            .wrapping_mul(PCMU_PAYLOAD_LEN as u32)
+            .to_be_bytes(),
+    );
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
     let p = &mut buf[RTP_HEADER_LEN..];
     p[0..4].copy_from_slice(&MAGIC);
@@ -111,7 +116,11 @@ mod tests {
     #[test]
     fn probe_round_trips_through_a_plain_rtp_header() {
         let mut buf = [0u8; PACKET_LEN];
-        let probe = Probe { stream: 77, seq: 70_000, sent_ns: 1_700_000_000_123_456_789 };
+        let probe = Probe {
+            stream: 77,
+            seq: 70_000,
+            sent_ns: 1_700_000_000_123_456_789,
+        };
         write_probe(&mut buf, 0xDEAD_BEEF, probe);
         assert_eq!(read_probe(&buf), Some(probe));
         assert_eq!(&buf[2..4], &(70_000u32 as u16).to_be_bytes());
@@ -123,7 +132,11 @@ mod tests {
     #[test]
     fn probe_is_found_behind_csrcs_and_a_header_extension() {
         let mut plain = [0u8; PACKET_LEN];
-        let probe = Probe { stream: 3, seq: 9, sent_ns: 5 };
+        let probe = Probe {
+            stream: 3,
+            seq: 9,
+            sent_ns: 5,
+        };
         write_probe(&mut plain, 1, probe);
         // One CSRC, X bit, a one-word extension: 12 + 4 + 4 + 4 header bytes.
         let mut grown = Vec::from(&plain[..RTP_HEADER_LEN]);
@@ -137,7 +150,15 @@ mod tests {
     #[test]
     fn foreign_and_truncated_packets_are_not_probes() {
         let mut buf = [0u8; PACKET_LEN];
-        write_probe(&mut buf, 1, Probe { stream: 1, seq: 1, sent_ns: 1 });
+        write_probe(
+            &mut buf,
+            1,
+            Probe {
+                stream: 1,
+                seq: 1,
+                sent_ns: 1,
+            },
+        );
         assert_eq!(read_probe(&buf[..RTP_HEADER_LEN + 10]), None);
         let mut prompt = buf;
         prompt[RTP_HEADER_LEN..].fill(0x7F);

@@ -1,18 +1,43 @@
-//! CPU time and resident memory of the system under test, read from /proc:
-//! utime + stime of every process in its tree (threads are included in a process's
-//! own counters, proc(5)), VmRSS summed, and the busy time of one core from
+//! CPU time and memory of the system under test, read from /proc: utime + stime of
+//! every process in its tree (threads are included in a process's own counters,
+//! proc(5)), proportional set size summed, and the busy time of one core from
 //! /proc/stat.
+//!
+//! Memory is PSS (`Pss:` of /proc/PID/smaps_rollup), not VmRSS: Kamailio's children
+//! share one memory pool, and summing their RSS would count each shared page once
+//! per child. PSS splits a shared page between its sharers, so the sum is the tree's
+//! real footprint. VmRSS is the fallback on kernels without smaps_rollup.
 
 use std::collections::HashMap;
 use std::fs;
 
 /// One reading of a process tree.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sample {
     /// utime + stime, in clock ticks.
     pub cpu_ticks: u64,
-    pub rss_kib: u64,
+    /// PSS (or VmRSS where PSS is unavailable) of the tree, KiB.
+    pub mem_kib: u64,
     pub processes: usize,
+    /// CPU ticks per command name (`rtpengine`, `kamailio`, ...), sorted by name.
+    pub by_name: Vec<(String, u64)>,
+}
+
+impl Sample {
+    /// Ticks per command name spent between `earlier` and `self`.
+    pub fn by_name_since(&self, earlier: &Sample) -> Vec<(String, u64)> {
+        self.by_name
+            .iter()
+            .map(|(n, t)| {
+                let before = earlier
+                    .by_name
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map_or(0, |(_, b)| *b);
+                (n.clone(), t.saturating_sub(before))
+            })
+            .collect()
+    }
 }
 
 /// Clock ticks per second of the utime/stime counters.
@@ -30,17 +55,27 @@ pub fn tree(roots: &[u32]) -> Vec<u32> {
     let mut parent: HashMap<u32, u32> = HashMap::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
             if let Some(st) = read_stat(pid) {
                 parent.insert(pid, st.ppid);
             }
         }
     }
-    let mut out: Vec<u32> = roots.iter().copied().filter(|p| parent.contains_key(p)).collect();
+    let mut out: Vec<u32> = roots
+        .iter()
+        .copied()
+        .filter(|p| parent.contains_key(p))
+        .collect();
     let mut i = 0;
     while i < out.len() {
         let p = out[i];
-        let mut kids: Vec<u32> = parent.iter().filter(|(_, pp)| **pp == p).map(|(c, _)| *c).collect();
+        let mut kids: Vec<u32> = parent
+            .iter()
+            .filter(|(_, pp)| **pp == p)
+            .map(|(c, _)| *c)
+            .collect();
         kids.sort_unstable();
         for k in kids {
             if !out.contains(&k) {
@@ -57,11 +92,17 @@ pub fn sample(pids: &[u32]) -> Sample {
     let mut s = Sample::default();
     for &pid in pids {
         if let Some(st) = read_stat(pid) {
-            s.cpu_ticks += st.utime + st.stime;
+            let ticks = st.utime + st.stime;
+            s.cpu_ticks += ticks;
             s.processes += 1;
+            match s.by_name.iter_mut().find(|(n, _)| *n == st.comm) {
+                Some((_, t)) => *t += ticks,
+                None => s.by_name.push((st.comm, ticks)),
+            }
         }
-        s.rss_kib += read_rss_kib(pid).unwrap_or(0);
+        s.mem_kib += read_pss_kib(pid).or_else(|| read_rss_kib(pid)).unwrap_or(0);
     }
+    s.by_name.sort();
     s
 }
 
@@ -74,7 +115,11 @@ pub fn core_ticks(cpu: usize) -> Option<(u64, u64)> {
 }
 
 fn parse_core_line(line: &str) -> Option<(u64, u64)> {
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal ...
     let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
     let total: u64 = v.iter().take(8).sum();
@@ -82,6 +127,7 @@ fn parse_core_line(line: &str) -> Option<(u64, u64)> {
 }
 
 struct Stat {
+    comm: String,
     ppid: u32,
     utime: u64,
     stime: u64,
@@ -93,10 +139,23 @@ fn read_stat(pid: u32) -> Option<Stat> {
 
 /// Fields after the command name, which may itself contain spaces and parentheses.
 fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 1..];
+    let close = text.rfind(')')?;
+    let comm = text.get(text.find('(')? + 1..close)?.to_string();
+    let rest = text.get(close + 1..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // f[0] = state (field 3), so field N is f[N - 3].
-    Some(Stat { ppid: f.get(1)?.parse().ok()?, utime: f.get(11)?.parse().ok()?, stime: f.get(12)?.parse().ok()? })
+    Some(Stat {
+        comm,
+        ppid: f.get(1)?.parse().ok()?,
+        utime: f.get(11)?.parse().ok()?,
+        stime: f.get(12)?.parse().ok()?,
+    })
+}
+
+fn read_pss_kib(pid: u32) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Pss:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn read_rss_kib(pid: u32) -> Option<u64> {
@@ -111,9 +170,11 @@ mod tests {
 
     #[test]
     fn stat_fields_are_found_after_a_command_with_spaces() {
-        let line = "4242 (rtp engine) (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 3 0";
+        let line =
+            "4242 (rtp engine) (x)) S 17 4242 4242 0 -1 4194560 100 0 0 0 1234 567 0 0 20 0 3 0";
         let st = parse_stat(line).unwrap();
         assert_eq!((st.ppid, st.utime, st.stime), (17, 1234, 567));
+        assert_eq!(st.comm, "rtp engine) (x)");
         assert!(parse_stat("1 (x) S").is_none());
     }
 
@@ -130,7 +191,8 @@ mod tests {
         let me = std::process::id();
         let s = sample(&tree(&[me]));
         assert!(s.processes >= 1);
-        assert!(s.rss_kib > 0);
+        assert!(s.mem_kib > 0);
+        assert_eq!(s.by_name.len(), 1);
         assert!(tree(&[me]).contains(&me));
     }
 }

@@ -26,7 +26,11 @@ impl<'a> Msg<'a> {
             let (name, value) = line.split_once(':')?;
             headers.push((name.trim(), value.trim()));
         }
-        Some(Self { start, headers, body })
+        Some(Self {
+            start,
+            headers,
+            body,
+        })
     }
 
     /// Status code of a response, `None` for a request.
@@ -58,7 +62,9 @@ impl<'a> Msg<'a> {
         };
         let mut out = Vec::new();
         for (n, v) in &self.headers {
-            if n.eq_ignore_ascii_case(name) || (!compact.is_empty() && n.eq_ignore_ascii_case(compact)) {
+            if n.eq_ignore_ascii_case(name)
+                || (!compact.is_empty() && n.eq_ignore_ascii_case(compact))
+            {
                 if matches!(name, "Via" | "Record-Route") {
                     out.extend(split_list(v));
                 } else {
@@ -128,10 +134,16 @@ pub fn sdp_audio(body: &str) -> Option<SocketAddrV4> {
             }
             in_audio = m.starts_with("audio ");
             if in_audio {
-                port = m.split_whitespace().nth(1).and_then(|p| p.parse::<u16>().ok());
+                port = m
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<u16>().ok());
             }
         } else if let Some(c) = line.strip_prefix("c=IN IP4 ") {
-            let ip = c.split('/').next().and_then(|a| a.trim().parse::<Ipv4Addr>().ok());
+            let ip = c
+                .split('/')
+                .next()
+                .and_then(|a| a.trim().parse::<Ipv4Addr>().ok());
             if port.is_none() && !in_audio {
                 session_c = ip;
             } else if in_audio {
@@ -197,7 +209,14 @@ impl Request<'_> {
 /// A response to `req`: Via, From, To, Call-ID, CSeq echoed (RFC 3261 §8.2.6.2),
 /// the To tag added if the request had none, Record-Route copied for 2xx to INVITE
 /// (§12.1.1).
-pub fn response(req: &Msg<'_>, code: u16, reason: &str, to_tag: &str, contact: Option<SocketAddrV4>, sdp: Option<&str>) -> String {
+pub fn response(
+    req: &Msg<'_>,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    contact: Option<SocketAddrV4>,
+    sdp: Option<&str>,
+) -> String {
     let mut m = String::with_capacity(900);
     let _ = write!(m, "SIP/2.0 {code} {reason}\r\n");
     for v in req.all("Via") {
@@ -215,7 +234,12 @@ pub fn response(req: &Msg<'_>, code: u16, reason: &str, to_tag: &str, contact: O
     } else {
         let _ = write!(m, "To: {to}\r\n");
     }
-    let _ = write!(m, "Call-ID: {}\r\nCSeq: {}\r\n", req.call_id().unwrap_or(""), req.get("CSeq").unwrap_or(""));
+    let _ = write!(
+        m,
+        "Call-ID: {}\r\nCSeq: {}\r\n",
+        req.call_id().unwrap_or(""),
+        req.get("CSeq").unwrap_or("")
+    );
     if let Some(c) = contact {
         let _ = write!(m, "Contact: <sip:pbx@{c}>\r\n");
     }
@@ -226,7 +250,11 @@ pub fn response(req: &Msg<'_>, code: u16, reason: &str, to_tag: &str, contact: O
 fn finish(m: &mut String, sdp: Option<&str>) {
     match sdp {
         Some(b) => {
-            let _ = write!(m, "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}", b.len());
+            let _ = write!(
+                m,
+                "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            );
         }
         None => m.push_str("Content-Length: 0\r\n\r\n"),
     }
@@ -247,7 +275,10 @@ mod tests {
         assert_eq!(m.status(), Some(200));
         assert_eq!(m.method(), None);
         assert_eq!(m.all("Via").len(), 2);
-        assert_eq!(m.all("Record-Route"), vec!["<sip:127.0.0.1;lr;ftag=x>", "<sip:127.0.0.2;lr>"]);
+        assert_eq!(
+            m.all("Record-Route"),
+            vec!["<sip:127.0.0.1;lr;ftag=x>", "<sip:127.0.0.2;lr>"]
+        );
         assert_eq!(m.call_id(), Some("abc@h"));
         assert_eq!(m.cseq_method(), Some("INVITE"));
         assert_eq!(tag(m.get("To").unwrap()), Some("t9"));
@@ -259,8 +290,15 @@ mod tests {
     fn media_level_connection_wins_and_port_zero_is_rejected() {
         let both = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\nc=IN IP4 127.0.0.5\r\n";
         assert_eq!(sdp_audio(both), Some("127.0.0.5:4000".parse().unwrap()));
-        assert_eq!(sdp_audio("c=IN IP4 127.0.0.1\r\nm=audio 0 RTP/AVP 0\r\n"), None);
-        assert_eq!(sdp_audio("m=audio 4000 RTP/AVP 0\r\n"), None, "no connection address");
+        assert_eq!(
+            sdp_audio("c=IN IP4 127.0.0.1\r\nm=audio 0 RTP/AVP 0\r\n"),
+            None
+        );
+        assert_eq!(
+            sdp_audio("m=audio 4000 RTP/AVP 0\r\n"),
+            None,
+            "no connection address"
+        );
     }
 
     #[test]
@@ -270,13 +308,23 @@ mod tests {
         let req = Msg::parse(inv.as_bytes()).unwrap();
         let media = "127.0.0.1:40000".parse().unwrap();
         let body = sdp(media, 1);
-        let out = response(&req, 200, "OK", "tt", Some("127.0.0.1:5070".parse().unwrap()), Some(&body));
+        let out = response(
+            &req,
+            200,
+            "OK",
+            "tt",
+            Some("127.0.0.1:5070".parse().unwrap()),
+            Some(&body),
+        );
         let r = Msg::parse(out.as_bytes()).unwrap();
         assert_eq!(r.status(), Some(200));
         assert_eq!(tag(r.get("To").unwrap()), Some("tt"));
         assert_eq!(r.get("CSeq"), Some("7 INVITE"));
         assert_eq!(r.all("Record-Route"), vec!["<sip:127.0.0.1;lr>"]);
-        assert_eq!(r.get("Content-Length"), Some(body.len().to_string().as_str()));
+        assert_eq!(
+            r.get("Content-Length"),
+            Some(body.len().to_string().as_str())
+        );
         assert_eq!(sdp_audio(r.body), Some(media));
     }
 

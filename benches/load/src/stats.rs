@@ -16,7 +16,12 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Self { buckets: vec![0; MAX_US], overflow: 0, count: 0, negative: 0 }
+        Self {
+            buckets: vec![0; MAX_US],
+            overflow: 0,
+            count: 0,
+            negative: 0,
+        }
     }
 }
 
@@ -34,10 +39,7 @@ impl Histogram {
         }
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
+    /// Samples whose receive stamp preceded the send stamp (the clock stepped).
     pub fn negative(&self) -> u64 {
         self.negative
     }
@@ -86,7 +88,7 @@ mod tests {
         for us in 1..=1000i64 {
             h.record_ns(us * 1000 + 500);
         }
-        assert_eq!(h.count(), 1000);
+        assert_eq!(h.count, 1000);
         assert_eq!(h.quantile_us(0.5), Some(500));
         assert_eq!(h.quantile_us(0.99), Some(990));
         assert_eq!(h.quantile_us(1.0), Some(1000));
@@ -99,7 +101,7 @@ mod tests {
         h.record_ns(10_000_000_000);
         h.record_ns(3_000);
         assert_eq!(h.negative(), 1);
-        assert_eq!(h.count(), 2);
+        assert_eq!(h.count, 2);
         assert_eq!(h.quantile_us(0.5), Some(3));
         assert_eq!(h.quantile_us(0.99), Some(200_000));
         assert_eq!(Histogram::default().quantile_us(0.5), None);

@@ -70,8 +70,10 @@ pub struct Setup {
     pub ng_port: u16,
     pub rtp_ports: (u16, u16),
     pub callseal_bin: PathBuf,
-    /// Arguments for callseal; {sip}, {pbx}, {data}, {rtp_min}, {rtp_max} are filled in.
+    /// Arguments for `callseal serve`; {data}, {config}, {sip}, {pbx} are filled in.
     pub callseal_args: String,
+    /// Arguments run once before, to create the data folder (empty: none).
+    pub callseal_init: String,
     pub work: PathBuf,
 }
 
@@ -83,14 +85,24 @@ struct Proc {
 
 /// A started system; stopped on drop.
 pub struct Running {
-    pub kind: Kind,
     procs: Vec<Proc>,
+    /// Folder the gateway seals recordings into (callseal only).
+    recordings: Option<PathBuf>,
 }
 
 impl Running {
     /// Starts `kind`, with calls routed to the PBX stand-in at `pbx`.
-    pub fn start(kind: &Kind, setup: &Setup, pbx: SocketAddrV4, run: usize) -> Result<Self, BenchError> {
-        let mut me = Running { kind: kind.clone(), procs: Vec::new() };
+    pub fn start(
+        kind: &Kind,
+        setup: &Setup,
+        pbx: SocketAddrV4,
+        run: usize,
+        calls: usize,
+    ) -> Result<Self, BenchError> {
+        let mut me = Running {
+            procs: Vec::new(),
+            recordings: None,
+        };
         let dir = setup.work.join(format!("run{run:03}-{}", kind.name()));
         fs::create_dir_all(&dir).map_err(|e| BenchError::io("create the run folder", e))?;
         match kind {
@@ -117,9 +129,11 @@ impl Running {
                     .replace("@NG_ADDR@", &ng.to_string())
                     .replace("@PBX_ADDR@", &pbx.to_string());
                 let cfg_path = dir.join("kamailio.cfg");
-                fs::write(&cfg_path, cfg).map_err(|e| BenchError::io("write the kamailio configuration", e))?;
+                fs::write(&cfg_path, cfg)
+                    .map_err(|e| BenchError::io("write the kamailio configuration", e))?;
                 let rt = dir.join("run");
-                fs::create_dir_all(&rt).map_err(|e| BenchError::io("create the kamailio runtime folder", e))?;
+                fs::create_dir_all(&rt)
+                    .map_err(|e| BenchError::io("create the kamailio runtime folder", e))?;
                 let args = vec![
                     "-DD".to_string(),
                     "-E".into(),
@@ -136,21 +150,63 @@ impl Running {
             }
             Kind::Callseal { .. } => {
                 let data = dir.join("data");
-                let args: Vec<String> = setup
-                    .callseal_args
-                    .split_whitespace()
-                    .map(|a| {
-                        a.replace("{sip}", &setup.sip.to_string())
-                            .replace("{pbx}", &format!("sip:pbx@{pbx}"))
-                            .replace("{data}", &data.display().to_string())
-                            .replace("{rtp_min}", &setup.rtp_ports.0.to_string())
-                            .replace("{rtp_max}", &setup.rtp_ports.1.to_string())
-                    })
-                    .collect();
-                me.spawn(setup, "callseal", &setup.callseal_bin, &args, &dir)?;
+                let recordings = data.join("recordings");
+                let config = dir.join("callseal.toml");
+                let pbx_uri = format!("sip:pbx@{pbx}");
+                let text = callseal_config(&data, &recordings, setup, &pbx_uri, calls);
+                fs::write(&config, text)
+                    .map_err(|e| BenchError::io("write the callseal configuration", e))?;
+                let fill = |template: &str| -> Vec<String> {
+                    template
+                        .split_whitespace()
+                        .map(|a| {
+                            a.replace("{sip}", &setup.sip.to_string())
+                                .replace("{pbx}", &pbx_uri)
+                                .replace("{data}", &data.display().to_string())
+                                .replace("{config}", &config.display().to_string())
+                        })
+                        .collect()
+                };
+                if !setup.callseal_init.trim().is_empty() {
+                    init_callseal(&setup.callseal_bin, &fill(&setup.callseal_init), &dir)?;
+                }
+                me.spawn(
+                    setup,
+                    "callseal",
+                    &setup.callseal_bin,
+                    &fill(&setup.callseal_args),
+                    &dir,
+                )?;
+                me.recordings = Some(recordings);
             }
         }
         Ok(me)
+    }
+
+    /// Waits until the gateway has sealed `wanted` recordings (or `max` passes) and
+    /// returns how many it found; recordings are finalised after the BYE.
+    pub fn await_recordings(&self, wanted: usize, max: Duration) -> usize {
+        let Some(dir) = &self.recordings else {
+            return 0;
+        };
+        let count = || {
+            fs::read_dir(dir)
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "csrec"))
+                        .count()
+                })
+                .unwrap_or(0)
+        };
+        let end = Instant::now() + max;
+        let mut found = count();
+        // With nothing to wait for, still give a stray recording a moment to show up.
+        let settle = Instant::now() + Duration::from_millis(500);
+        while (found < wanted && Instant::now() < end) || (wanted == 0 && Instant::now() < settle) {
+            std::thread::sleep(Duration::from_millis(100));
+            found = count();
+        }
+        found
     }
 
     /// Pids of every process of the system now (children forked by it included).
@@ -167,14 +223,24 @@ impl Running {
     pub fn check_alive(&mut self) -> Result<(), BenchError> {
         for p in &mut self.procs {
             if let Ok(Some(status)) = p.child.try_wait() {
-                return Err(BenchError::Exited { system: p.name.clone(), status: status.to_string(), log: p.log.clone() });
+                return Err(BenchError::Exited {
+                    system: p.name.clone(),
+                    status: status.to_string(),
+                    log: p.log.clone(),
+                    tail: tail(&p.log),
+                });
             }
         }
         Ok(())
     }
 
     /// Waits until `ready` holds, failing early if the process exits.
-    pub fn wait_until(&mut self, what: &str, log: &Path, mut ready: impl FnMut() -> bool) -> Result<(), BenchError> {
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        log: &Path,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<(), BenchError> {
         let end = Instant::now() + READY_TIMEOUT;
         while Instant::now() < end {
             self.check_alive()?;
@@ -188,23 +254,52 @@ impl Running {
             secs: READY_TIMEOUT.as_secs(),
             detail: "no answer on its control or SIP port".into(),
             log: log.to_path_buf(),
+            tail: tail(log),
         })
     }
 
-    fn spawn(&mut self, setup: &Setup, name: &str, program: &Path, args: &[String], dir: &Path) -> Result<(), BenchError> {
+    fn spawn(
+        &mut self,
+        setup: &Setup,
+        name: &str,
+        program: &Path,
+        args: &[String],
+        dir: &Path,
+    ) -> Result<(), BenchError> {
         let log = dir.join(format!("{name}.log"));
         let out = File::create(&log).map_err(|e| BenchError::io("create a log file", e))?;
-        let err = out.try_clone().map_err(|e| BenchError::io("duplicate a log file handle", e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| BenchError::io("duplicate a log file handle", e))?;
         // taskset execs the program: the child's pid is the system's pid.
         let mut cmd = Command::new("taskset");
-        cmd.arg("-c").arg(setup.sut_core.to_string()).arg(program).args(args);
-        cmd.current_dir(dir).stdin(Stdio::null()).stdout(out).stderr(err);
-        let command = format!("taskset -c {} {} {}", setup.sut_core, program.display(), args.join(" "));
-        let child = cmd.spawn().map_err(|source| BenchError::Spawn { system: name.to_string(), command, source })?;
+        cmd.arg("-c")
+            .arg(setup.sut_core.to_string())
+            .arg(program)
+            .args(args);
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let command = format!(
+            "taskset -c {} {} {}",
+            setup.sut_core,
+            program.display(),
+            args.join(" ")
+        );
+        let child = cmd.spawn().map_err(|source| BenchError::Spawn {
+            system: name.to_string(),
+            command,
+            source,
+        })?;
         if let Ok(mut list) = CHILDREN.lock() {
             list.push(child.id() as i32);
         }
-        self.procs.push(Proc { name: name.to_string(), child, log });
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+            log,
+        });
         Ok(())
     }
 }
@@ -234,8 +329,94 @@ impl Drop for Running {
 }
 
 /// rtpengine's ng `ping` (bencode over UDP): true on `pong`.
+/// The gateway configuration of one run: SIP on the bench address (UDP only), every
+/// call to the PBX stand-in, media ports from the bench range, room for every call.
+fn callseal_config(
+    data: &Path,
+    recordings: &Path,
+    setup: &Setup,
+    pbx: &str,
+    calls: usize,
+) -> String {
+    format!(
+        "# Written by callseal-loadbench for one run.\n\
+         data_dir = {data:?}\n\n\
+         [sip]\nudp = [\"{sip}\"]\ntcp = []\npbx = \"{pbx}\"\n\n\
+         [media]\nbind = \"127.0.0.1\"\nport_min = {min}\nport_max = {max}\n\n\
+         [recording]\nfolder = {recordings:?}\n\n\
+         [limits]\nmax_calls = {max_calls}\n",
+        data = data.display().to_string(),
+        sip = setup.sip,
+        min = setup.rtp_ports.0,
+        max = setup.rtp_ports.1,
+        recordings = recordings.display().to_string(),
+        max_calls = calls + calls / 4 + 16,
+    )
+}
+
+/// Runs `callseal <init args>` to completion (bounded), pinned like the system.
+fn init_callseal(bin: &Path, args: &[String], dir: &Path) -> Result<(), BenchError> {
+    let log = dir.join("callseal-init.log");
+    let out = File::create(&log).map_err(|e| BenchError::io("create a log file", e))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| BenchError::io("duplicate a log file handle", e))?;
+    let command = format!("{} {}", bin.display(), args.join(" "));
+    let mut child = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|source| BenchError::Spawn {
+            system: "callseal init".into(),
+            command: command.clone(),
+            source,
+        })?;
+    let end = Instant::now() + READY_TIMEOUT * 3;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => {
+                return Err(BenchError::Exited {
+                    system: "callseal init".into(),
+                    status: st.to_string(),
+                    log: log.clone(),
+                    tail: tail(&log),
+                });
+            }
+            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(BenchError::NotReady {
+                    system: "callseal init".into(),
+                    secs: (READY_TIMEOUT * 3).as_secs(),
+                    detail: "it did not finish".into(),
+                    tail: tail(&log),
+                    log,
+                });
+            }
+        }
+    }
+}
+
+/// The last lines of a log, for error messages.
+pub fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let from = lines.len().saturating_sub(5);
+    lines[from..]
+        .iter()
+        .map(|l| format!("\n    | {l}"))
+        .collect()
+}
+
 fn ng_ping(ng: SocketAddrV4) -> bool {
-    let Ok(s) = UdpSocket::bind("127.0.0.1:0") else { return false };
+    let Ok(s) = UdpSocket::bind("127.0.0.1:0") else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
     if s.send_to(b"lbping d7:command4:pinge", ng).is_err() {
         return false;

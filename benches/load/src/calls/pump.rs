@@ -2,7 +2,7 @@
 //! both SIP sockets and answers it.
 
 use std::net::{SocketAddr, SocketAddrV4};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Driver, MAX_TRIES, Plan, RETRANSMIT, UacState, UasLeg, digit_burst};
 use crate::error::BenchError;
@@ -11,20 +11,30 @@ use crate::sip::{self, Msg, Request};
 
 /// At most this many datagrams per socket per call, so one busy socket cannot starve the other.
 const DRAIN: usize = 512;
+/// RFC 3261 §17.1.1.1 timer values.
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// Sends of a 2xx before the stand-in gives up (64·T1 = 32 s is the RFC's bound;
+/// the setup phase ends sooner).
+const ANSWER_SENDS: u32 = 8;
 
 impl Driver {
     /// Handles queued SIP; returns true if a call was completed or failed.
     pub(super) fn pump(&mut self, plan: &Plan, pool: &SocketPool) -> Result<bool, BenchError> {
         let mut progress = false;
         for _ in 0..DRAIN {
-            let Ok((n, from)) = self.uac.recv_from(&mut self.buf) else { break };
+            let Ok((n, from)) = self.uac.recv_from(&mut self.buf) else {
+                break;
+            };
             let bytes = self.buf[..n].to_vec();
             if let Some(m) = Msg::parse(&bytes) {
                 progress |= self.on_uac(plan, pool, &m, from)?;
             }
         }
         for _ in 0..DRAIN {
-            let Ok((n, from)) = self.uas.recv_from(&mut self.buf) else { break };
+            let Ok((n, from)) = self.uas.recv_from(&mut self.buf) else {
+                break;
+            };
             let bytes = self.buf[..n].to_vec();
             if let Some(m) = Msg::parse(&bytes) {
                 progress |= self.on_uas(plan, pool, &m, from)?;
@@ -33,7 +43,11 @@ impl Driver {
         Ok(progress)
     }
 
-    pub(super) fn retransmit_invites(&mut self, plan: &Plan, pool: &SocketPool) -> Result<(), BenchError> {
+    pub(super) fn retransmit_invites(
+        &mut self,
+        plan: &Plan,
+        pool: &SocketPool,
+    ) -> Result<(), BenchError> {
         let now = Instant::now();
         for i in 0..self.calls.len() {
             if let UacState::Inviting { last, tries } = self.calls[i].state {
@@ -43,11 +57,32 @@ impl Driver {
                 if tries >= MAX_TRIES {
                     continue; // counted as "no answer" when setup ends
                 }
-                self.calls[i].state = UacState::Inviting { last: now, tries: tries + 1 };
+                self.calls[i].state = UacState::Inviting {
+                    last: now,
+                    tries: tries + 1,
+                };
                 self.send_invite(plan, pool, i)?;
             }
         }
         Ok(())
+    }
+
+    /// The PBX stand-in resends each unacknowledged 2xx, T1 doubling up to T2
+    /// (RFC 3261 §13.3.1.4): a stateful proxy forwards the 2xx once and leaves its
+    /// reliability to the UAS, so a datagram lost under load would otherwise lose the call.
+    pub(super) fn retransmit_answers(&mut self) {
+        let now = Instant::now();
+        for leg in self.legs.values_mut() {
+            if leg.acked || leg.sends >= ANSWER_SENDS {
+                continue;
+            }
+            let interval = (T1 * 2u32.pow(leg.sends - 1)).min(T2);
+            if now.duration_since(leg.last) >= interval {
+                let _ = self.uas.send_to(leg.answer.as_bytes(), leg.peer);
+                leg.last = now;
+                leg.sends += 1;
+            }
+        }
     }
 
     pub(super) fn send_bye(&self, plan: &Plan, i: usize) -> Result<(), BenchError> {
@@ -57,7 +92,14 @@ impl Driver {
     /// ACK for 2xx and BYE: a new transaction inside the dialog, routed by the
     /// route set (RFC 3261 §12.2.1.1). It is always sent to the system under test,
     /// the only next hop on this loopback bench.
-    fn in_dialog(&self, plan: &Plan, i: usize, method: &str, cseq: u32, branch: &str) -> Result<(), BenchError> {
+    fn in_dialog(
+        &self,
+        plan: &Plan,
+        i: usize,
+        method: &str,
+        cseq: u32,
+        branch: &str,
+    ) -> Result<(), BenchError> {
         let c = &self.calls[i];
         let req = Request {
             method,
@@ -76,21 +118,28 @@ impl Driver {
         Ok(())
     }
 
-    fn on_uac(&mut self, plan: &Plan, pool: &SocketPool, m: &Msg<'_>, from: SocketAddr) -> Result<bool, BenchError> {
+    fn on_uac(
+        &mut self,
+        plan: &Plan,
+        pool: &SocketPool,
+        m: &Msg<'_>,
+        from: SocketAddr,
+    ) -> Result<bool, BenchError> {
         if let Some(method) = m.method() {
             // The system hung up or probes us: answer, and note a remote hang-up.
             if method != "ACK" {
                 let out = sip::response(m, 200, "OK", "uac", None, None);
                 let _ = self.uac.send_to(out.as_bytes(), from);
             }
-            if method == "BYE" {
-                if let Some(&i) = m.call_id().and_then(|id| self.by_id.get(id)) {
-                    self.calls[i].state = UacState::Ended;
-                }
+            if method == "BYE"
+                && let Some(&i) = m.call_id().and_then(|id| self.by_id.get(id))
+            {
+                self.calls[i].state = UacState::Ended;
             }
             return Ok(false);
         }
-        let (Some(code), Some(&i)) = (m.status(), m.call_id().and_then(|id| self.by_id.get(id))) else {
+        let (Some(code), Some(&i)) = (m.status(), m.call_id().and_then(|id| self.by_id.get(id)))
+        else {
             return Ok(false);
         };
         match (m.cseq_method(), code) {
@@ -104,16 +153,19 @@ impl Driver {
                         c.target = sip::uri(contact).to_string();
                     }
                     // RFC 3261 §12.1.2: the UAC's route set is the Record-Route reversed.
-                    c.routes = m.all("Record-Route").into_iter().rev().map(str::to_string).collect();
+                    c.routes = m
+                        .all("Record-Route")
+                        .into_iter()
+                        .rev()
+                        .map(str::to_string)
+                        .collect();
                     c.media = sip::sdp_audio(m.body);
                     c.state = UacState::Up;
                 }
                 // Every 2xx (also retransmitted ones) is acknowledged (§13.2.2.4).
                 self.in_dialog(plan, i, "ACK", 1, &format!("{}-{i}-ack", self.run))?;
-                if first {
-                    if let (Some(d), Some(media)) = (plan.digit, self.calls[i].media) {
-                        digit_burst(pool, self.calls[i].sock, media, d, i)?;
-                    }
+                if first && let (Some(d), Some(media)) = (plan.digit, self.calls[i].media) {
+                    digit_burst(pool, self.calls[i].sock, media, d, i)?;
                 }
                 Ok(first)
             }
@@ -152,7 +204,13 @@ impl Driver {
         }
     }
 
-    fn on_uas(&mut self, _plan: &Plan, pool: &SocketPool, m: &Msg<'_>, from: SocketAddr) -> Result<bool, BenchError> {
+    fn on_uas(
+        &mut self,
+        _plan: &Plan,
+        pool: &SocketPool,
+        m: &Msg<'_>,
+        from: SocketAddr,
+    ) -> Result<bool, BenchError> {
         let (Some(method), Some(id)) = (m.method(), m.call_id()) else {
             return Ok(false); // responses: the stand-in sends no requests
         };
@@ -173,7 +231,17 @@ impl Driver {
                 let contact = self.pbx_addr()?;
                 let answer = sip::response(m, 200, "OK", &tag, Some(contact), Some(&sdp));
                 reply(&answer);
-                self.legs.insert(id.to_string(), UasLeg { tag, sock, media: sip::sdp_audio(m.body), answer, acked: false });
+                let leg = UasLeg {
+                    tag,
+                    sock,
+                    media: sip::sdp_audio(m.body),
+                    answer,
+                    peer: from,
+                    acked: false,
+                    last: Instant::now(),
+                    sends: 1,
+                };
+                self.legs.insert(id.to_string(), leg);
                 self.leg_order.push(id.to_string());
                 Ok(false)
             }
@@ -185,7 +253,11 @@ impl Driver {
                 _ => Ok(false),
             },
             _ => {
-                let tag = self.legs.get(id).map_or("pbx", |l| l.tag.as_str()).to_string();
+                let tag = self
+                    .legs
+                    .get(id)
+                    .map_or("pbx", |l| l.tag.as_str())
+                    .to_string();
                 reply(&sip::response(m, 200, "OK", &tag, None, None));
                 Ok(false)
             }

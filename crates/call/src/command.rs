@@ -281,8 +281,8 @@ pub enum Command {
         /// Call.
         call: CallHandle,
     },
-    /// No PBX: connect the caller leg to the shell's built-in echo endpoint, which stands in
-    /// for the B-leg (its audio is the caller's own, delayed).
+    /// No PBX: set up the shell's built-in echo endpoint as the B-leg media (its audio is the
+    /// caller's own); [`Command::BridgeMedia`] follows as with a PBX.
     ConnectEcho {
         /// Call.
         call: CallHandle,
@@ -307,6 +307,10 @@ pub enum Command {
         epoch: u32,
         /// Consent evidence to sign and deposit.
         evidence: ConsentEvidence,
+        /// The caller's pseudonym (the escrow files the recording under it, never the number).
+        caller: PseudonymCode,
+        /// The line called.
+        line: String,
     },
     /// Stop and finalise the recording (seal the last segment, zeroize the data key).
     /// Synchronous in the media engine: no frame is recorded after it.
@@ -326,8 +330,10 @@ pub enum Command {
         /// The answer.
         answer: SurveyAnswer,
     },
-    /// Append the call record.
+    /// Append the call record. The call's last command.
     WriteCallRecord {
+        /// Call.
+        call: CallHandle,
         /// The record.
         record: CallRecord,
     },

@@ -32,8 +32,13 @@ fn consent_yes_full_call_records_both_legs_and_deposits_evidence() {
     let rec = RecordingRef([5; 16]);
     let cmds = h.event(Event::RecordingStarted { call, recording: rec });
     assert_eq!(summary(&cmds), ["DepositKey"]);
-    let Command::DepositKey { recording, epoch, evidence, .. } = &cmds[0] else { unreachable!() };
+    let Command::DepositKey { recording, epoch, evidence, caller, line, .. } = &cmds[0] else {
+        unreachable!()
+    };
     assert_eq!((*recording, *epoch), (rec, 20_821));
+    assert_eq!(line, "+15555550100");
+    let expected = CallerNumber::new("+15555550101", &Pepper::from_bytes([7; 32])).code();
+    assert_eq!(*caller, expected);
     assert_eq!(evidence.prompt_sha256, [0xab; 32]);
     assert_eq!(evidence.digit, Some('1'));
     assert_eq!(evidence.decision, Decision::Consented);
@@ -300,7 +305,7 @@ fn echo_mode_bridges_consenting_callers_to_the_echo_endpoint() {
     let _ = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '1' });
     let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::BargedIn });
     let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
-    assert_eq!(summary(&cmds), ["ConnectEcho", "StartRecording"]);
+    assert_eq!(summary(&cmds), ["ConnectEcho", "BridgeMedia", "StartRecording"]);
     let _ = h.event(Event::RecordingStarted { call, recording: RecordingRef([8; 16]) });
     let (_, cmds) = h.request(caller_request(&ok, "BYE", 2, None), CALLER);
     assert_eq!(

@@ -187,9 +187,7 @@ impl CallManager {
         call.state = State::Bridged;
         call.timers.clear(Timer::Ring);
         let records = call.decision.is_some_and(Decision::records);
-        if !call.echo {
-            self.push(Command::BridgeMedia { call: h });
-        }
+        self.push(Command::BridgeMedia { call: h });
         if records
             && let Some(call) = self.calls.get_mut(&h)
             && call.recording == Recording::Off
@@ -214,11 +212,15 @@ impl CallManager {
             return;
         };
         call.recording = Recording::On { id };
+        let caller = call.caller.code();
+        let line = call.line.clone();
         self.push(Command::DepositKey {
             call: h,
             recording: id,
             epoch,
             evidence,
+            caller,
+            line,
         });
     }
 

@@ -366,7 +366,10 @@ impl CallManager {
             recorded: call.evidence.is_some() && call.recording != call::Recording::Off,
             withdrawn: call.withdrawn,
         };
-        self.push(Command::WriteCallRecord { record });
+        self.push(Command::WriteCallRecord {
+            call: handle,
+            record,
+        });
         self.by_caller.retain(|_, h| *h != handle);
         self.by_tx.retain(|_, h| *h != handle);
         self.by_pbx_call_id.retain(|_, h| *h != handle);

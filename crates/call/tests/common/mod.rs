@@ -208,7 +208,7 @@ pub fn summarise(c: &Command) -> String {
         Command::StopRecording { reason, .. } => format!("StopRecording {reason:?}"),
         Command::EraseRecording { .. } => "EraseRecording".into(),
         Command::RecordSurvey { answer } => format!("RecordSurvey {}", answer.answer),
-        Command::WriteCallRecord { record } => format!("CallRecord {:?}", record.outcome),
+        Command::WriteCallRecord { record, .. } => format!("CallRecord {:?}", record.outcome),
         Command::ReleaseMedia { .. } => "ReleaseMedia".into(),
         Command::Sip(SipCommand::Respond { response, .. }) => format!(
             "Respond {} {}",
@@ -262,7 +262,7 @@ pub fn media_params(cmds: &[Command], leg: Leg) -> Option<&MediaParams> {
 
 pub fn call_record(cmds: &[Command]) -> Option<&CallRecord> {
     cmds.iter().find_map(|c| match c {
-        Command::WriteCallRecord { record } => Some(record),
+        Command::WriteCallRecord { record, .. } => Some(record),
         _ => None,
     })
 }

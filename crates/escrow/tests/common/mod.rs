@@ -78,12 +78,15 @@ impl Env {
         DataDir::new(self.dir.path())
     }
 
-    /// Opens the service again from disk (after `drop`-ing the old one).
-    pub fn reopen(&mut self) {
-        let svc = Service::open(&self.datadir(), self.config.clone(), self.clock.clone()).unwrap();
-        self.svc = Arc::new(svc);
-        self.admin = self.svc.authenticate(&self.admin_token).unwrap();
-        self.gateway = self.svc.authenticate(&self.gateway_token).unwrap();
+    /// "Kills" the service (drops it without any clean-up) and opens it again from disk.
+    pub fn restart(self) -> Env {
+        let Env { dir, clock, config, svc, admin_token, gateway_token, .. } = self;
+        assert_eq!(Arc::strong_count(&svc), 1, "the service is still shared");
+        drop(svc);
+        let svc = Arc::new(Service::open(&DataDir::new(dir.path()), config.clone(), clock.clone()).unwrap());
+        let admin = svc.authenticate(&admin_token).unwrap();
+        let gateway = svc.authenticate(&gateway_token).unwrap();
+        Env { dir, clock, config, svc, admin, gateway, admin_token, gateway_token }
     }
 
     pub fn listener(&self, name: &str) -> Listener {

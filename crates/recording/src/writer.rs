@@ -135,7 +135,11 @@ impl<W: Write> Writer<W> {
             .ok_or(WriteError::InvalidConfig {
                 reason: "the segment duration must be between 20 ms and 10 s",
             })?;
-        if config.segment_duration.subsec_nanos() % 1_000_000 != 0 {
+        if !config
+            .segment_duration
+            .subsec_nanos()
+            .is_multiple_of(1_000_000)
+        {
             return Err(WriteError::InvalidConfig {
                 reason: "the segment duration must be a whole number of milliseconds",
             });

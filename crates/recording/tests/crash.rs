@@ -1,6 +1,7 @@
 //! Crash simulation: a writer stopped between segment writes (dropped without `finish`) and in
 //! the middle of one (the sink dies after N bytes). The reader must return every frame of every
 //! complete segment, then `Truncated`, and lose at most one segment duration of audio.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Export to WAV: sample-exact output for a known input, leg layouts, gaps, comfort noise, and
 //! the field cases that concern the recorder (fixtures/cases 018, 025, 026, 029).
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -88,8 +89,8 @@ fn known_input_exports_sample_exact() {
     );
     let u = |c: u8| ULAW_TO_LINEAR[usize::from(c)];
     let a = |c: u8| ALAW_TO_LINEAR[usize::from(c)];
-    let mut left = vec![0i16; 12];
-    let mut right = vec![0i16; 12];
+    let mut left = [0i16; 12];
+    let mut right = [0i16; 12];
     left[..4].copy_from_slice(&[u(0x00), u(0x80), u(0xff), u(0x7f)]);
     left[8..10].copy_from_slice(&[u(0x8f), u(0x0f)]);
     right[8..10].copy_from_slice(&[a(0xd5), a(0xaa)]);

@@ -1,5 +1,6 @@
 //! Property tests: whatever frames go in come out, in order and unchanged; the sealed bytes never
 //! contain the plaintext; the file size is exactly header + segments.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 
@@ -15,7 +16,11 @@ struct Step {
     tick_before: Option<u64>,
 }
 
-fn arb_step() -> impl Strategy<Value = (bool, u32, u64, u8, Vec<u8>, bool, Option<u64>)> {
+/// (consultant?, timestamp or "follow the stride" below 1000, arrival delta, payload type,
+/// payload, flush before?, tick before at arrival + n ms)
+type RawStep = (bool, u32, u64, u8, Vec<u8>, bool, Option<u64>);
+
+fn arb_step() -> impl Strategy<Value = RawStep> {
     (
         any::<bool>(),
         prop_oneof![any::<u32>(), 0u32..1000],
@@ -33,7 +38,7 @@ fn arb_step() -> impl Strategy<Value = (bool, u32, u64, u8, Vec<u8>, bool, Optio
 
 /// Builds frames whose arrival mostly advances (by `delta`) and whose timestamps either follow a
 /// stride or jump, from the raw tuples.
-fn build(raw: Vec<(bool, u32, u64, u8, Vec<u8>, bool, Option<u64>)>) -> Vec<Step> {
+fn build(raw: Vec<RawStep>) -> Vec<Step> {
     let mut arrival = 0u64;
     let mut ts = [0u32; 2];
     raw.into_iter()

@@ -2,6 +2,7 @@
 //! reader returns exactly the expected verified prefix and then the named error; a second test
 //! checks that the deterministic generator below still produces every committed file byte for
 //! byte. `CALLSEAL_WRITE_VECTORS=1 cargo test -p callseal-recording --test vectors` rewrites them.
+#![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
 mod common;
 

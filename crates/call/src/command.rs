@@ -451,9 +451,10 @@ impl fmt::Debug for Event {
                 .field("call", call)
                 .field("recording", recording)
                 .finish(),
-            Self::RecordingFailed { call } => {
-                f.debug_struct("RecordingFailed").field("call", call).finish()
-            }
+            Self::RecordingFailed { call } => f
+                .debug_struct("RecordingFailed")
+                .field("call", call)
+                .finish(),
         }
     }
 }

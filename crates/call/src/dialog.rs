@@ -143,13 +143,19 @@ impl Dialog {
         h.push(HeaderName::MaxForwards, HeaderValue::Number(70));
         h.push(HeaderName::From, HeaderValue::NameAddr(self.local.clone()));
         h.push(HeaderName::To, HeaderValue::NameAddr(self.remote.clone()));
-        h.push(HeaderName::CallId, HeaderValue::Text(self.id.call_id.clone()));
+        h.push(
+            HeaderName::CallId,
+            HeaderValue::Text(self.id.call_id.clone()),
+        );
         h.push(HeaderName::CSeq, HeaderValue::CSeq(CSeq { seq, method }));
         for r in &self.route_set {
             h.push(HeaderName::Route, HeaderValue::NameAddr(r.clone()));
         }
         if let Some(c) = contact {
-            h.push(HeaderName::Contact, HeaderValue::Contact(Contact::Addr(c.clone())));
+            h.push(
+                HeaderName::Contact,
+                HeaderValue::Contact(Contact::Addr(c.clone())),
+            );
         }
         m
     }
@@ -164,8 +170,10 @@ pub fn response(
 ) -> Message {
     let mut r = Message::response_to(request, status, to_tag);
     if let Some(c) = contact {
-        r.headers
-            .push(HeaderName::Contact, HeaderValue::Contact(Contact::Addr(c.clone())));
+        r.headers.push(
+            HeaderName::Contact,
+            HeaderValue::Contact(Contact::Addr(c.clone())),
+        );
     }
     r
 }

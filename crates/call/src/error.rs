@@ -75,9 +75,7 @@ pub enum ConfigError {
         decline: char,
     },
     /// The withdrawal code is empty or not made of DTMF digits.
-    #[error(
-        "withdrawal code {code:?} must be 1 to 8 DTMF digits (0-9, *, #, A-D), e.g. \"*9\""
-    )]
+    #[error("withdrawal code {code:?} must be 1 to 8 DTMF digits (0-9, *, #, A-D), e.g. \"*9\"")]
     WithdrawCode {
         /// Configured code.
         code: String,

@@ -40,13 +40,10 @@ impl Pepper {
 
     /// Wraps a stored pepper; rejects any length other than 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdentityError> {
-        let arr: [u8; Self::LEN] =
-            bytes
-                .try_into()
-                .map_err(|_| IdentityError::PepperLength {
-                    expected: Self::LEN,
-                    actual: bytes.len(),
-                })?;
+        let arr: [u8; Self::LEN] = bytes.try_into().map_err(|_| IdentityError::PepperLength {
+            expected: Self::LEN,
+            actual: bytes.len(),
+        })?;
         Ok(Self::from_bytes(arr))
     }
 

@@ -25,14 +25,27 @@ fn consent_yes_full_call_records_both_legs_and_deposits_evidence() {
         summary(&cmds),
         ["Ack", "ConfigureMedia Pbx", "BridgeMedia", "StartRecording"]
     );
-    let Command::StartRecording { epoch, .. } = cmds[3] else { unreachable!() };
+    let Command::StartRecording { epoch, .. } = cmds[3] else {
+        unreachable!()
+    };
     // Day 20_791 + 30 days of retention, one-day epochs.
     assert_eq!(epoch, 20_821);
 
     let rec = RecordingRef([5; 16]);
-    let cmds = h.event(Event::RecordingStarted { call, recording: rec });
+    let cmds = h.event(Event::RecordingStarted {
+        call,
+        recording: rec,
+    });
     assert_eq!(summary(&cmds), ["DepositKey"]);
-    let Command::DepositKey { recording, epoch, evidence, caller, line, .. } = &cmds[0] else {
+    let Command::DepositKey {
+        recording,
+        epoch,
+        evidence,
+        caller,
+        line,
+        ..
+    } = &cmds[0]
+    else {
         unreachable!()
     };
     assert_eq!((*recording, *epoch), (rec, 20_821));
@@ -93,7 +106,11 @@ fn no_input_repeats_then_times_out_as_decline() {
     let mut h = H::new(cfg);
     let (call, _ok) = answered_call(&mut h, "to-1", CALLER_SDP);
     h.advance(Duration::from_secs(20));
-    let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+    let cmds = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
     assert!(cmds.is_empty());
     assert_eq!(h.core.state(call), Some(State::AwaitingDigit { plays: 1 }));
     // Only the 200 retransmission timers are left besides the digit timer: ACK came, so none.
@@ -101,18 +118,35 @@ fn no_input_repeats_then_times_out_as_decline() {
     assert_eq!(summary(&cmds), ["PlayPrompt consent barge-in"]);
     assert_eq!(h.core.state(call), Some(State::PlayingPrompt { plays: 2 }));
     h.advance(Duration::from_secs(20));
-    let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+    let _ = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
     let before = h.now.unix_ms;
     let cmds = h.fire();
     assert_eq!(h.now.unix_ms - before, 5_000, "digit timeout");
     assert_eq!(summary(&cmds), ["PlayPrompt confirm-no"]);
-    let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+    let cmds = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
     assert_eq!(summary(&cmds), ["AllocateMedia Pbx V4"]);
-    let cmds = h.event(Event::MediaAllocated { call, leg: Leg::Pbx, local: addr("198.51.100.5:30020"), srtp_key: None });
+    let cmds = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Pbx,
+        local: addr("198.51.100.5:30020"),
+        srtp_key: None,
+    });
     let (invite, _) = find_sip_request(&cmds, "INVITE").expect("INVITE");
     let invite = invite.clone();
     let cmds = h.response(pbx_response(&invite, 200, "p", Some(PBX_SDP)));
-    assert_eq!(summary(&cmds), ["Ack", "ConfigureMedia Pbx", "BridgeMedia"], "no recording");
+    assert_eq!(
+        summary(&cmds),
+        ["Ack", "ConfigureMedia Pbx", "BridgeMedia"],
+        "no recording"
+    );
 }
 
 #[test]
@@ -120,12 +154,28 @@ fn other_digits_do_not_answer_and_barge_in_ends_the_prompt_early() {
     let mut h = H::new(pbx_config());
     let (call, _ok) = answered_call(&mut h, "bi-1", CALLER_SDP);
     // '5' is neither answer: ignored, though the media engine barged in on it.
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '5' });
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '5',
+    });
     assert!(cmds.is_empty());
-    let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::BargedIn });
+    let _ = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::BargedIn,
+    });
     assert_eq!(h.core.state(call), Some(State::AwaitingDigit { plays: 1 }));
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '1' });
-    assert_eq!(summary(&cmds), ["PlayPrompt confirm-yes"], "no StopPrompt: nothing plays");
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '1',
+    });
+    assert_eq!(
+        summary(&cmds),
+        ["PlayPrompt confirm-yes"],
+        "no StopPrompt: nothing plays"
+    );
     // A consent-prompt end racing the digit does not skip the confirmation.
     assert_eq!(h.core.state(call), Some(State::Confirming));
 }
@@ -137,9 +187,17 @@ fn configurable_digits() {
     cfg.consent.decline_digit = '#';
     let mut h = H::new(cfg);
     let (call, _ok) = answered_call(&mut h, "cd-1", CALLER_SDP);
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '1' });
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '1',
+    });
     assert!(cmds.is_empty(), "1 is not the consent digit here");
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '#' });
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '#',
+    });
     assert_eq!(summary(&cmds), ["StopPrompt", "PlayPrompt confirm-no"]);
 }
 
@@ -149,21 +207,37 @@ fn hang_up_during_prompt_ends_everything_and_stores_nothing() {
         let mut h = H::new(pbx_config());
         let (call, ok) = answered_call(&mut h, &format!("hu-{label}"), CALLER_SDP);
         if stage >= 1 {
-            let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+            let _ = h.event(Event::PromptFinished {
+                call,
+                leg: Leg::Caller,
+                outcome: PromptOutcome::Completed,
+            });
         }
         if stage >= 2 {
-            let _ = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '1' });
+            let _ = h.event(Event::DtmfDigit {
+                call,
+                leg: Leg::Caller,
+                digit: '1',
+            });
         }
         let (_, cmds) = h.request(caller_request(&ok, "BYE", 2, None), CALLER);
         assert_eq!(
             summary(&cmds),
-            ["Respond 200 BYE", "ReleaseMedia", "CallRecord AbandonedDuringPrompt"],
+            [
+                "Respond 200 BYE",
+                "ReleaseMedia",
+                "CallRecord AbandonedDuringPrompt"
+            ],
             "{label}"
         );
         assert_eq!(h.core.active_calls(), 0);
         assert_eq!(h.core.poll_timeout(), None, "{label}: no timer left");
         // A late prompt end or digit changes nothing: the PBX is never called.
-        let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+        let cmds = h.event(Event::PromptFinished {
+            call,
+            leg: Leg::Caller,
+            outcome: PromptOutcome::Completed,
+        });
         assert!(cmds.is_empty(), "{label}");
     }
 }
@@ -172,15 +246,26 @@ fn hang_up_during_prompt_ends_everything_and_stores_nothing() {
 fn cancel_before_the_answer_gets_487_and_frees_the_port() {
     let mut h = H::new(pbx_config());
     let (tx, cmds) = h.request(caller_invite("cx-1", "+15555550101", CALLER_SDP), CALLER);
-    let Command::AllocateMedia { call, .. } = cmds[0] else { unreachable!() };
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
     h.core.handle_sip(h.now, SipEvent::Cancelled { tx });
     let cmds = h.drain();
     assert_eq!(
         summary(&cmds),
-        ["Respond 487 INVITE", "ReleaseMedia", "CallRecord AbandonedDuringPrompt"]
+        [
+            "Respond 487 INVITE",
+            "ReleaseMedia",
+            "CallRecord AbandonedDuringPrompt"
+        ]
     );
     // The allocation answered after the CANCEL is released again, nothing is answered.
-    let cmds = h.event(Event::MediaAllocated { call, leg: Leg::Caller, local: addr("198.51.100.5:30010"), srtp_key: None });
+    let cmds = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: None,
+    });
     assert_eq!(summary(&cmds), ["ReleaseMedia"]);
 }
 
@@ -188,8 +273,15 @@ fn cancel_before_the_answer_gets_487_and_frees_the_port() {
 fn cancel_after_our_200_is_ignored_and_the_call_goes_on() {
     let mut h = H::new(pbx_config());
     let (tx, cmds) = h.request(caller_invite("cx-2", "+15555550101", CALLER_SDP), CALLER);
-    let Command::AllocateMedia { call, .. } = cmds[0] else { unreachable!() };
-    let _ = h.event(Event::MediaAllocated { call, leg: Leg::Caller, local: addr("198.51.100.5:30010"), srtp_key: None });
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let _ = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: None,
+    });
     h.core.handle_sip(h.now, SipEvent::Cancelled { tx });
     assert!(h.drain().is_empty());
     assert_eq!(h.core.state(call), Some(State::PlayingPrompt { plays: 1 }));
@@ -202,27 +294,80 @@ fn withdrawal_stops_recording_erases_and_confirms() {
     let invite = consent_and_invite(&mut h, call, '1');
     let _ = h.response(pbx_response(&invite, 200, "pbx-w", Some(PBX_SDP)));
     let rec = RecordingRef([0x42; 16]);
-    let _ = h.event(Event::RecordingStarted { call, recording: rec });
+    let _ = h.event(Event::RecordingStarted {
+        call,
+        recording: rec,
+    });
     // Digits that are not the code, then "*9" split by another digit, then "*9".
     for d in ['5', '*', '3', '9'] {
-        assert!(h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: d }).is_empty());
+        assert!(
+            h.event(Event::DtmfDigit {
+                call,
+                leg: Leg::Caller,
+                digit: d
+            })
+            .is_empty()
+        );
     }
     // The consultant's digits never withdraw.
-    let _ = h.event(Event::DtmfDigit { call, leg: Leg::Pbx, digit: '*' });
-    assert!(h.event(Event::DtmfDigit { call, leg: Leg::Pbx, digit: '9' }).is_empty());
-    assert!(h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '*' }).is_empty());
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '9' });
+    let _ = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Pbx,
+        digit: '*',
+    });
+    assert!(
+        h.event(Event::DtmfDigit {
+            call,
+            leg: Leg::Pbx,
+            digit: '9'
+        })
+        .is_empty()
+    );
+    assert!(
+        h.event(Event::DtmfDigit {
+            call,
+            leg: Leg::Caller,
+            digit: '*'
+        })
+        .is_empty()
+    );
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '9',
+    });
     assert_eq!(
         summary(&cmds),
-        ["StopRecording Withdrawn", "EraseRecording", "PlayPrompt withdrawn"]
+        [
+            "StopRecording Withdrawn",
+            "EraseRecording",
+            "PlayPrompt withdrawn"
+        ]
     );
-    let Command::EraseRecording { recording } = cmds[1] else { unreachable!() };
+    let Command::EraseRecording { recording } = cmds[1] else {
+        unreachable!()
+    };
     assert_eq!(recording, rec);
     // Pressing it again does nothing more; the call stays bridged.
-    let _ = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '*' });
-    assert!(h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '9' }).is_empty());
+    let _ = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '*',
+    });
+    assert!(
+        h.event(Event::DtmfDigit {
+            call,
+            leg: Leg::Caller,
+            digit: '9'
+        })
+        .is_empty()
+    );
     let (_, cmds) = h.request(caller_request(&ok, "BYE", 2, None), CALLER);
-    assert_eq!(summary(&cmds), ["Respond 200 BYE", "Send BYE"], "no second StopRecording");
+    assert_eq!(
+        summary(&cmds),
+        ["Respond 200 BYE", "Send BYE"],
+        "no second StopRecording"
+    );
     let (bye, _) = find_sip_request(&cmds, "BYE").expect("bye");
     let cmds = h.response(pbx_response(bye, 200, "pbx-w", None));
     let r = call_record(&cmds).expect("record");
@@ -235,11 +380,29 @@ fn withdrawal_before_the_recording_started_erases_it_when_it_starts() {
     let (call, _ok) = answered_call(&mut h, "wd-2", CALLER_SDP);
     let invite = consent_and_invite(&mut h, call, '1');
     let _ = h.response(pbx_response(&invite, 200, "pbx-w2", Some(PBX_SDP)));
-    let _ = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '*' });
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '9' });
-    assert_eq!(summary(&cmds), ["StopRecording Withdrawn", "PlayPrompt withdrawn"]);
-    let cmds = h.event(Event::RecordingStarted { call, recording: RecordingRef([1; 16]) });
-    assert_eq!(summary(&cmds), ["EraseRecording"], "never a DepositKey after withdrawal");
+    let _ = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '*',
+    });
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '9',
+    });
+    assert_eq!(
+        summary(&cmds),
+        ["StopRecording Withdrawn", "PlayPrompt withdrawn"]
+    );
+    let cmds = h.event(Event::RecordingStarted {
+        call,
+        recording: RecordingRef([1; 16]),
+    });
+    assert_eq!(
+        summary(&cmds),
+        ["EraseRecording"],
+        "never a DepositKey after withdrawal"
+    );
 }
 
 #[test]
@@ -251,23 +414,59 @@ fn survey_after_consultant_hangs_up_stores_date_and_line_only() {
     let (call, _ok) = answered_call(&mut h, "sv-1", CALLER_SDP);
     let invite = consent_and_invite(&mut h, call, '1');
     let _ = h.response(pbx_response(&invite, 200, "pbx-s", Some(PBX_SDP)));
-    let _ = h.event(Event::RecordingStarted { call, recording: RecordingRef([3; 16]) });
+    let _ = h.event(Event::RecordingStarted {
+        call,
+        recording: RecordingRef([3; 16]),
+    });
     let (_, cmds) = h.request(pbx_bye(&invite, "pbx-s", 7), PBX);
     assert_eq!(
         summary(&cmds),
-        ["Respond 200 BYE", "StopRecording ConsultantHungUp", "UnbridgeMedia", "PlayPrompt survey barge-in"]
+        [
+            "Respond 200 BYE",
+            "StopRecording ConsultantHungUp",
+            "UnbridgeMedia",
+            "PlayPrompt survey barge-in"
+        ]
     );
     // Out-of-range digit ignored, then 4.
-    assert!(h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '8' }).is_empty());
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '4' });
-    assert_eq!(summary(&cmds), ["StopPrompt", "RecordSurvey 4", "PlayPrompt thanks"]);
-    let Command::RecordSurvey { answer } = &cmds[1] else { unreachable!() };
+    assert!(
+        h.event(Event::DtmfDigit {
+            call,
+            leg: Leg::Caller,
+            digit: '8'
+        })
+        .is_empty()
+    );
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '4',
+    });
+    assert_eq!(
+        summary(&cmds),
+        ["StopPrompt", "RecordSurvey 4", "PlayPrompt thanks"]
+    );
+    let Command::RecordSurvey { answer } = &cmds[1] else {
+        unreachable!()
+    };
     assert_eq!(
         answer,
-        &SurveyAnswer { line: "ivf-counselling".into(), date: "2026-12-04".into(), answer: 4 }
+        &SurveyAnswer {
+            line: "ivf-counselling".into(),
+            date: "2026-12-04".into(),
+            answer: 4
+        }
     );
-    let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Stopped });
-    let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+    let _ = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Stopped,
+    });
+    let cmds = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
     assert_eq!(summary(&cmds), ["Send BYE"]);
 }
 
@@ -280,7 +479,11 @@ fn survey_unanswered_times_out_and_caller_hanging_up_first_gets_none() {
     let invite = consent_and_invite(&mut h, call, '2');
     let _ = h.response(pbx_response(&invite, 200, "pbx-s2", Some(PBX_SDP)));
     let _ = h.request(pbx_bye(&invite, "pbx-s2", 7), PBX);
-    let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+    let _ = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
     let cmds = h.fire();
     assert_eq!(summary(&cmds), ["Send BYE"], "no RecordSurvey");
 
@@ -293,7 +496,11 @@ fn survey_unanswered_times_out_and_caller_hanging_up_first_gets_none() {
     let invite = consent_and_invite(&mut h2, call, '2');
     let _ = h2.response(pbx_response(&invite, 200, "pbx-s3", Some(PBX_SDP)));
     let (_, cmds) = h2.request(caller_request(&ok, "BYE", 2, None), CALLER);
-    assert_eq!(summary(&cmds), ["Respond 200 BYE", "Send BYE"], "caller left: no survey");
+    assert_eq!(
+        summary(&cmds),
+        ["Respond 200 BYE", "Send BYE"],
+        "caller left: no survey"
+    );
 }
 
 #[test]
@@ -302,15 +509,38 @@ fn echo_mode_bridges_consenting_callers_to_the_echo_endpoint() {
     cfg.target = Target::Echo;
     let mut h = H::new(cfg);
     let (call, ok) = answered_call(&mut h, "echo-1", CALLER_SDP);
-    let _ = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit: '1' });
-    let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::BargedIn });
-    let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
-    assert_eq!(summary(&cmds), ["ConnectEcho", "BridgeMedia", "StartRecording"]);
-    let _ = h.event(Event::RecordingStarted { call, recording: RecordingRef([8; 16]) });
+    let _ = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit: '1',
+    });
+    let _ = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::BargedIn,
+    });
+    let cmds = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
+    assert_eq!(
+        summary(&cmds),
+        ["ConnectEcho", "BridgeMedia", "StartRecording"]
+    );
+    let _ = h.event(Event::RecordingStarted {
+        call,
+        recording: RecordingRef([8; 16]),
+    });
     let (_, cmds) = h.request(caller_request(&ok, "BYE", 2, None), CALLER);
     assert_eq!(
         summary(&cmds),
-        ["Respond 200 BYE", "StopRecording CallEnded", "ReleaseMedia", "CallRecord Completed"]
+        [
+            "Respond 200 BYE",
+            "StopRecording CallEnded",
+            "ReleaseMedia",
+            "CallRecord Completed"
+        ]
     );
 }
 
@@ -318,8 +548,15 @@ fn echo_mode_bridges_consenting_callers_to_the_echo_endpoint() {
 fn missing_ack_retransmits_200_then_ends_the_call() {
     let mut h = H::new(pbx_config());
     let (_, cmds) = h.request(caller_invite("ack-1", "+15555550101", CALLER_SDP), CALLER);
-    let Command::AllocateMedia { call, .. } = cmds[0] else { unreachable!() };
-    let _ = h.event(Event::MediaAllocated { call, leg: Leg::Caller, local: addr("198.51.100.5:30010"), srtp_key: None });
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let _ = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: None,
+    });
     let start = h.now.instant;
     let mut at = Vec::new();
     loop {

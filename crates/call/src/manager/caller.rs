@@ -178,7 +178,12 @@ impl CallManager {
         let Some(d) = Dialog::uas(&call.a.invite, &call.a.local_tag, call.a.source) else {
             return;
         };
-        let ok = dialog::response(&call.a.invite, StatusCode::OK, Some(&call.a.local_tag), Some(&contact));
+        let ok = dialog::response(
+            &call.a.invite,
+            StatusCode::OK,
+            Some(&call.a.local_tag),
+            Some(&contact),
+        );
         let ok = with_allow(with_sdp(ok, answer.body));
         call.a.dialog = Some(d);
         call.a.media = Some(media);
@@ -408,7 +413,11 @@ impl CallManager {
             self.send(SipCommand::Respond { tx, response: r });
         }
         self.stop_recording(h, StopReason::Failure);
-        let pbx_state = self.calls.get(&h).and_then(|c| c.b.as_ref()).map(|b| b.state);
+        let pbx_state = self
+            .calls
+            .get(&h)
+            .and_then(|c| c.b.as_ref())
+            .map(|b| b.state);
         match pbx_state {
             Some(PbxState::Confirmed) => self.bye_pbx(h, Some(Reason::sip(500, text))),
             Some(PbxState::Calling | PbxState::Early | PbxState::AwaitingMedia) => {
@@ -622,9 +631,11 @@ impl CallManager {
                 (Some(m), Some(Ok(answer))) => Self::accept_on_leg(m, &answer).ok(),
                 _ => None,
             };
-            let srtp = call.a.media.as_ref().and_then(|m| {
-                m.srtp_key.as_ref().map(SrtpMasterKey::duplicate)
-            });
+            let srtp = call
+                .a
+                .media
+                .as_ref()
+                .and_then(|m| m.srtp_key.as_ref().map(SrtpMasterKey::duplicate));
             self.send(SipCommand::Ack {
                 request: ack,
                 destination,
@@ -640,10 +651,31 @@ impl CallManager {
                 self.propagate_direction(now, h, leg);
             }
         } else if matches!(status.0, 408 | 481) {
-            // RFC 3261 §12.2.1.2: the dialog is gone (case 024) — end the call.
+            // RFC 3261 §12.2.1.2: this dialog is gone (case 024) — no BYE on it; the other
+            // leg is torn down.
+            self.drop_dialog(h, leg);
             self.terminate(now, h, CallOutcome::MediaFailure, "Dialog lost");
         } else if update {
             self.propagate_direction(now, h, leg);
+        }
+    }
+
+    /// Forgets a leg's dialog after a 408/481 or a failed transaction on it.
+    pub(super) fn drop_dialog(&mut self, h: CallHandle, leg: Leg) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        match leg {
+            Leg::Caller => {
+                call.a.dialog = None;
+                call.a.bye = None;
+            }
+            Leg::Pbx => {
+                if let Some(b) = call.b.as_mut() {
+                    b.state = PbxState::Terminated;
+                    b.bye = None;
+                }
+            }
         }
     }
 
@@ -652,7 +684,10 @@ impl CallManager {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
-        if matches!(call.recording, Recording::On { .. } | Recording::Starting { .. }) {
+        if matches!(
+            call.recording,
+            Recording::On { .. } | Recording::Starting { .. }
+        ) {
             call.recording = Recording::Done;
             self.push(Command::StopRecording { call: h, reason });
         }

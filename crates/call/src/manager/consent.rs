@@ -141,7 +141,14 @@ impl CallManager {
         }
     }
 
-    fn decide(&mut self, now: Now, h: CallHandle, decision: Decision, digit: Option<char>, plays: u8) {
+    fn decide(
+        &mut self,
+        now: Now,
+        h: CallHandle,
+        decision: Decision,
+        digit: Option<char>,
+        plays: u8,
+    ) {
         let sha = self.config.consent.prompt_sha256;
         let Some(call) = self.calls.get_mut(&h) else {
             return;

@@ -128,7 +128,8 @@ impl CallManager {
         if !self.calls.contains_key(&handle) {
             // A late result for a call that is gone: free whatever the shell still holds.
             if matches!(event, Event::MediaAllocated { .. }) {
-                self.commands.push_back(Command::ReleaseMedia { call: handle });
+                self.commands
+                    .push_back(Command::ReleaseMedia { call: handle });
             }
             return;
         }
@@ -203,7 +204,11 @@ impl CallManager {
             return;
         };
         let to_tag = req.headers.to().and_then(NameAddr::tag).map(str::to_owned);
-        let from_tag = req.headers.from().and_then(NameAddr::tag).map(str::to_owned);
+        let from_tag = req
+            .headers
+            .from()
+            .and_then(NameAddr::tag)
+            .map(str::to_owned);
         let call_id = req.headers.call_id().map(str::to_owned);
         let (Some(call_id), Some(from_tag)) = (call_id, from_tag) else {
             // RFC 3261 §8.1.1.3: From MUST carry a tag; no dialog can be matched (case 024).
@@ -348,8 +353,10 @@ impl CallManager {
             return;
         };
         call.timers.clear_all();
-        if matches!(call.recording, call::Recording::On { .. } | call::Recording::Starting { .. })
-        {
+        if matches!(
+            call.recording,
+            call::Recording::On { .. } | call::Recording::Starting { .. }
+        ) {
             self.push(Command::StopRecording {
                 call: handle,
                 reason: crate::command::StopReason::CallEnded,
@@ -381,9 +388,10 @@ impl CallManager {
         let Some(call) = self.calls.get_mut(&handle) else {
             return;
         };
-        let pbx_busy = call.b.as_ref().is_some_and(|b| {
-            b.bye.is_some() || b.state == PbxState::Cancelling
-        });
+        let pbx_busy = call
+            .b
+            .as_ref()
+            .is_some_and(|b| b.bye.is_some() || b.state == PbxState::Cancelling);
         let caller_busy = call.a.bye.is_some();
         if pbx_busy || caller_busy {
             call.state = State::Ending;

@@ -298,9 +298,9 @@ impl CallManager {
             match (sdp_of(resp), b.media.as_mut()) {
                 // The 2xx may carry a different SDP than the 18x (media server switch): it is
                 // used (case 020, tolerated as most PBXs need).
-                (Some(Ok(answer)), Some(media)) => {
-                    Self::accept_on_leg(media, &answer).ok().and_then(|(a, _)| a)
-                }
+                (Some(Ok(answer)), Some(media)) => Self::accept_on_leg(media, &answer)
+                    .ok()
+                    .and_then(|(a, _)| a),
                 _ => b
                     .early
                     .iter()
@@ -361,7 +361,13 @@ impl CallManager {
         );
     }
 
-    pub(super) fn pbx_in_dialog(&mut self, now: Now, h: CallHandle, tx: Option<ServerTx>, req: Message) {
+    pub(super) fn pbx_in_dialog(
+        &mut self,
+        now: Now,
+        h: CallHandle,
+        tx: Option<ServerTx>,
+        req: Message,
+    ) {
         let Some(method) = req.method().cloned() else {
             return;
         };
@@ -457,7 +463,11 @@ impl CallManager {
     }
 
     pub(super) fn ring_timeout(&mut self, now: Now, h: CallHandle) {
-        if self.calls.get(&h).is_some_and(|c| c.state == State::CallingPbx) {
+        if self
+            .calls
+            .get(&h)
+            .is_some_and(|c| c.state == State::CallingPbx)
+        {
             self.terminate(now, h, CallOutcome::PbxUnreachable, "PBX did not answer");
         }
     }
@@ -496,7 +506,10 @@ impl CallManager {
                 }
             }
             // A failed re-INVITE means the dialog is gone (RFC 3261 §12.2.1.2, case 024).
-            _ => self.terminate(now, h, CallOutcome::MediaFailure, "Dialog lost"),
+            _ => {
+                self.drop_dialog(h, leg);
+                self.terminate(now, h, CallOutcome::MediaFailure, "Dialog lost");
+            }
         }
     }
 

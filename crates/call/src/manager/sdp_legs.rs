@@ -2,15 +2,14 @@
 //! direction change from the other leg (hold/resume pass-through, case 018), and the media
 //! commands that apply what was agreed.
 
-use callseal_sip::{Message, MediaType};
+use callseal_sip::{MediaType, Message};
 
 use super::CallManager;
 use super::call::LegMedia;
 use crate::command::{CallHandle, Command, Leg, MediaParams, SrtpKeys};
 use crate::error::SdpError;
 use crate::sdp::{
-    Direction, LocalMedia, NegotiatedAudio, RemoteSdp, SrtpMasterKey, accept_answer,
-    answer_offer,
+    Direction, LocalMedia, NegotiatedAudio, RemoteSdp, SrtpMasterKey, accept_answer, answer_offer,
 };
 
 /// A new SDP body for a leg and what it agreed.

@@ -318,7 +318,10 @@ fn parse_text(text: &str) -> Result<RemoteSdp, SdpError> {
             rm.rtcp_mux = md.rtcp_mux;
             rm.formats = formats_of(md);
             for a in &md.attributes {
-                let value = a.value.as_ref().and_then(|v| v.as_str().trim().parse().ok());
+                let value = a
+                    .value
+                    .as_ref()
+                    .and_then(|v| v.as_str().trim().parse().ok());
                 match a.name.as_str() {
                     "ptime" => rm.ptime = value.filter(|v: &u32| (1..=1000).contains(v)),
                     "maxptime" => rm.maxptime = value.filter(|v: &u32| (1..=1000).contains(v)),
@@ -338,14 +341,20 @@ fn parse_text(text: &str) -> Result<RemoteSdp, SdpError> {
 
 fn raw_section(m: &str) -> Result<RawSection<'_>, SdpError> {
     let mut tokens = m.split_ascii_whitespace();
-    let kind = tokens.next().ok_or(SdpError::Unparseable { what: "m-line" })?;
-    let port_tok = tokens.next().ok_or(SdpError::Unparseable { what: "m-line" })?;
+    let kind = tokens
+        .next()
+        .ok_or(SdpError::Unparseable { what: "m-line" })?;
+    let port_tok = tokens
+        .next()
+        .ok_or(SdpError::Unparseable { what: "m-line" })?;
     // `port/number` (RFC 8866 §5.14) is not used for audio to a single peer; keep the port.
     let port: u16 = port_tok
         .split('/')
         .next()
         .and_then(|p| p.parse().ok())
-        .ok_or(SdpError::Unparseable { what: "m-line port" })?;
+        .ok_or(SdpError::Unparseable {
+            what: "m-line port",
+        })?;
     let proto = Proto::from_token(
         tokens
             .next()
@@ -439,4 +448,3 @@ fn formats_of(md: &ezk_sdp_types::MediaDescription) -> Vec<PayloadFormat> {
     }
     out
 }
-

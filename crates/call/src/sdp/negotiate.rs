@@ -4,8 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::{
-    Codec, Direction, Encoding, LocalSdp, LocalStream, PayloadFormat, Proto, RemoteSdp,
-    SdesCrypto, SdpOrigin, SrtpMasterKey, key_salt_len,
+    Codec, Direction, Encoding, LocalSdp, LocalStream, PayloadFormat, Proto, RemoteSdp, SdesCrypto,
+    SdpOrigin, SrtpMasterKey, key_salt_len,
 };
 use crate::error::SdpError;
 
@@ -71,6 +71,9 @@ pub struct NegotiatedAudio {
     pub peer_direction: Direction,
 }
 
+/// SRTP keys of a leg: (the gateway's key for sending, the peer's key for receiving).
+type KeyPair = (SrtpMasterKey, SrtpMasterKey);
+
 /// The result of answering an offer. `Debug` leaves the SRTP keys out.
 pub struct AnswerPlan {
     /// The answer to send.
@@ -131,15 +134,20 @@ pub fn answer_offer(
     origin: SdpOrigin,
     limit: Direction,
 ) -> Result<AnswerPlan, SdpError> {
-    let mut chosen: Option<(usize, NegotiatedAudio, Option<(SrtpMasterKey, SrtpMasterKey)>)> = None;
+    let mut chosen: Option<(usize, NegotiatedAudio, Option<KeyPair>)> = None;
     let mut streams = Vec::with_capacity(offer.media.len());
 
     for (i, m) in offer.media.iter().enumerate() {
         let usable = chosen.is_none()
             && m.is_active_audio()
-            && m.address
-                .is_some_and(|a| a.is_ipv4() == local.address.is_ipv4() && (policy.ipv6 || a.is_ipv4()));
-        let codec_fmt = if usable { pick_codec(&m.formats, &policy.codecs) } else { None };
+            && m.address.is_some_and(|a| {
+                a.is_ipv4() == local.address.is_ipv4() && (policy.ipv6 || a.is_ipv4())
+            });
+        let codec_fmt = if usable {
+            pick_codec(&m.formats, &policy.codecs)
+        } else {
+            None
+        };
         let srtp = if usable && m.proto.is_srtp() {
             pick_crypto(m, policy, &mut local)
         } else {
@@ -303,7 +311,10 @@ pub fn accept_answer(answer: &RemoteSdp, offer: &LocalSdp) -> Result<AcceptedAns
         .iter()
         .find(|f| f.codec() == Some(codec))
         .map_or(codec.static_pt(), |f| f.pt);
-    let our_te = offered.iter().find(|f| f.is_telephone_event_8k()).map(|f| f.pt);
+    let our_te = offered
+        .iter()
+        .find(|f| f.is_telephone_event_8k())
+        .map(|f| f.pt);
     let te = m.telephone_event().filter(|_| our_te.is_some());
     let remote_key = match our_crypto {
         Some(ours) => {
@@ -339,10 +350,11 @@ pub fn accept_answer(answer: &RemoteSdp, offer: &LocalSdp) -> Result<AcceptedAns
 
 fn pick_codec(formats: &[PayloadFormat], allowed: &[Codec]) -> Option<(Codec, PayloadFormat)> {
     // The offerer's order decides among the codecs we support (RFC 3264 §6.1 allows either).
-    formats
-        .iter()
-        .filter(|f| f.pt <= 127)
-        .find_map(|f| f.codec().filter(|c| allowed.contains(c)).map(|c| (c, f.clone())))
+    formats.iter().filter(|f| f.pt <= 127).find_map(|f| {
+        f.codec()
+            .filter(|c| allowed.contains(c))
+            .map(|c| (c, f.clone()))
+    })
 }
 
 fn canonical(fmt: &PayloadFormat, codec: Codec) -> PayloadFormat {

@@ -32,7 +32,13 @@ pub fn case_text(name: &str) -> String {
 
 pub fn pbx_config() -> CallConfig {
     let uri = Uri::parse("sip:consult@pbx.example.com").expect("uri");
-    let mut c = CallConfig::new(addr(GW), Target::Pbx { uri, next_hop: addr(PBX) });
+    let mut c = CallConfig::new(
+        addr(GW),
+        Target::Pbx {
+            uri,
+            next_hop: addr(PBX),
+        },
+    );
     c.consent.prompt_sha256 = [0xab; 32];
     c
 }
@@ -82,7 +88,8 @@ impl H {
     }
 
     pub fn response(&mut self, msg: Message) -> Vec<Command> {
-        self.core.handle_sip(self.now, SipEvent::Response { response: msg });
+        self.core
+            .handle_sip(self.now, SipEvent::Response { response: msg });
         self.drain()
     }
 
@@ -144,7 +151,11 @@ pub fn caller_request(ok: &Message, method: &str, cseq: u32, sdp: Option<&str>) 
     let from = h.from().expect("from");
     let to = h.to().expect("to");
     let body = sdp.unwrap_or("");
-    let ct = if sdp.is_some() { "Content-Type: application/sdp\r\n" } else { "" };
+    let ct = if sdp.is_some() {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
     let text = format!(
         "{method} sip:callseal@198.51.100.5:5060 SIP/2.0\r\n\
          Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK-{method}-{cseq}\r\n\
@@ -192,12 +203,23 @@ pub fn summary(cmds: &[Command]) -> Vec<String> {
 
 pub fn summarise(c: &Command) -> String {
     match c {
-        Command::AllocateMedia { leg, family, srtp, .. } => {
-            format!("AllocateMedia {leg:?} {family:?}{}", if *srtp { " srtp" } else { "" })
+        Command::AllocateMedia {
+            leg, family, srtp, ..
+        } => {
+            format!(
+                "AllocateMedia {leg:?} {family:?}{}",
+                if *srtp { " srtp" } else { "" }
+            )
         }
         Command::ConfigureMedia { params, .. } => format!("ConfigureMedia {:?}", params.leg),
-        Command::PlayPrompt { prompt, barge_in, .. } => {
-            format!("PlayPrompt {}{}", prompt.stem(), if *barge_in { " barge-in" } else { "" })
+        Command::PlayPrompt {
+            prompt, barge_in, ..
+        } => {
+            format!(
+                "PlayPrompt {}{}",
+                prompt.stem(),
+                if *barge_in { " barge-in" } else { "" }
+            )
         }
         Command::StopPrompt { .. } => "StopPrompt".into(),
         Command::BridgeMedia { .. } => "BridgeMedia".into(),
@@ -224,13 +246,15 @@ pub fn summarise(c: &Command) -> String {
     }
 }
 
-pub fn find_sip_request<'a>(cmds: &'a [Command], method: &str) -> Option<(&'a Message, SocketAddr)> {
+pub fn find_sip_request<'a>(
+    cmds: &'a [Command],
+    method: &str,
+) -> Option<(&'a Message, SocketAddr)> {
     cmds.iter().find_map(|c| match c {
-        Command::Sip(SipCommand::Request { request, destination })
-            if request.method().map(|m| m.as_str()) == Some(method) =>
-        {
-            Some((request, *destination))
-        }
+        Command::Sip(SipCommand::Request {
+            request,
+            destination,
+        }) if request.method().map(|m| m.as_str()) == Some(method) => Some((request, *destination)),
         _ => None,
     })
 }
@@ -278,7 +302,13 @@ pub fn parse_sdp(m: &Message) -> RemoteSdp {
 /// Replaces the `o=` line so generated session ids compare with a golden file.
 pub fn with_origin(sdp: &str, origin: &str) -> String {
     sdp.lines()
-        .map(|l| if l.starts_with("o=") { origin.to_owned() } else { l.to_owned() })
+        .map(|l| {
+            if l.starts_with("o=") {
+                origin.to_owned()
+            } else {
+                l.to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\r\n")
         + "\r\n"
@@ -300,7 +330,11 @@ pub fn answered_call(h: &mut H, call_id: &str, sdp: &str) -> (CallHandle, Messag
     });
     assert_eq!(
         summary(&cmds),
-        ["Respond 200 INVITE", "ConfigureMedia Caller", "PlayPrompt consent barge-in"]
+        [
+            "Respond 200 INVITE",
+            "ConfigureMedia Caller",
+            "PlayPrompt consent barge-in"
+        ]
     );
     let ok = find_response(&cmds, 200).expect("200").clone();
     let ack = caller_request(&ok, "ACK", 1, None);
@@ -311,11 +345,27 @@ pub fn answered_call(h: &mut H, call_id: &str, sdp: &str) -> (CallHandle, Messag
 
 /// From the consent prompt to a PBX INVITE with `digit`; returns the INVITE.
 pub fn consent_and_invite(h: &mut H, call: CallHandle, digit: char) -> Message {
-    let cmds = h.event(Event::DtmfDigit { call, leg: Leg::Caller, digit });
-    let confirm = if digit == '1' { "PlayPrompt confirm-yes" } else { "PlayPrompt confirm-no" };
+    let cmds = h.event(Event::DtmfDigit {
+        call,
+        leg: Leg::Caller,
+        digit,
+    });
+    let confirm = if digit == '1' {
+        "PlayPrompt confirm-yes"
+    } else {
+        "PlayPrompt confirm-no"
+    };
     assert_eq!(summary(&cmds), ["StopPrompt", confirm]);
-    let _ = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::BargedIn });
-    let cmds = h.event(Event::PromptFinished { call, leg: Leg::Caller, outcome: PromptOutcome::Completed });
+    let _ = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::BargedIn,
+    });
+    let cmds = h.event(Event::PromptFinished {
+        call,
+        leg: Leg::Caller,
+        outcome: PromptOutcome::Completed,
+    });
     assert_eq!(summary(&cmds), ["AllocateMedia Pbx V4"]);
     let cmds = h.event(Event::MediaAllocated {
         call,

@@ -209,6 +209,9 @@ pub struct EscrowConfig {
     pub ca_cert: Option<PathBuf>,
     /// File holding this gateway's escrow access token (0600).
     pub token_file: Option<PathBuf>,
+    /// The escrow's Ed25519 identity (64 hex digits, its `identity.pub`), pinned to verify
+    /// the signed epoch table. In-process: read from `<data_dir>/escrow/identity.pub`.
+    pub identity: Option<String>,
     /// First retry delay of the outbox, doubled up to `retry_max_secs`.
     pub retry_min_secs: u64,
     pub retry_max_secs: u64,
@@ -223,6 +226,7 @@ impl Default for EscrowConfig {
             url: None,
             ca_cert: None,
             token_file: None,
+            identity: None,
             retry_min_secs: 1,
             retry_max_secs: 60,
             epoch_refresh_secs: 3600,
@@ -341,11 +345,22 @@ impl Config {
                 "must be between 100 and 5000".into(),
             );
         }
-        if self.escrow.mode == EscrowMode::Remote && self.escrow.url.is_none() {
-            return bad(
-                "escrow.url",
-                "escrow.mode = \"remote\" needs the escrow's https:// URL".into(),
-            );
+        if self.escrow.mode == EscrowMode::Remote {
+            if self.escrow.url.is_none() {
+                return bad(
+                    "escrow.url",
+                    "escrow.mode = \"remote\" needs the escrow's https:// URL".into(),
+                );
+            }
+            if self.escrow.identity.is_none()
+                || self.escrow.ca_cert.is_none()
+                || self.escrow.token_file.is_none()
+            {
+                return bad(
+                    "escrow.identity / ca_cert / token_file",
+                    "escrow.mode = \"remote\" needs the escrow's identity (identity.pub), its CA certificate and this gateway's token file".into(),
+                );
+            }
         }
         if self.escrow.retry_min_secs == 0
             || self.escrow.retry_max_secs < self.escrow.retry_min_secs
@@ -464,6 +479,13 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn remote_escrow_needs_identity_ca_and_token() {
+        let err = Config::from_toml("[escrow]\nmode = 'remote'\nurl = 'https://127.0.0.1:7443'\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("identity"), "{err}");
     }
 
     #[test]

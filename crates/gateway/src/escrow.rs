@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use callseal_escrow::{EpochTable, SignedEpochTable, Timestamp};
 use callseal_recording::keys::{EpochId, PublicKey, RecordingId};
-use ed25519_dalek::VerifyingKey;
+pub use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
 
 use crate::error::GatewayError;
@@ -161,4 +161,102 @@ impl EpochCache {
             }
         }
     }
+}
+
+/// The escrow crate's gateway link (in-process [`callseal_escrow::LocalGateway`] or the HTTPS
+/// [`callseal_escrow::client::EscrowClient`]) as the gateway's seam.
+pub struct Link<L>(pub L);
+
+fn client_error(e: &callseal_escrow::client::ClientError) -> DeliveryError {
+    DeliveryError {
+        retryable: e.is_retryable(),
+        message: e.to_string(),
+    }
+}
+
+impl<L: callseal_escrow::GatewayLink + 'static> EscrowApi for Link<L> {
+    fn epoch_table(&self) -> BoxFuture<'_, Result<SignedEpochTable, DeliveryError>> {
+        Box::pin(async move { self.0.epoch_table().await.map_err(|e| client_error(&e)) })
+    }
+
+    fn deposit<'a>(
+        &'a self,
+        deposit: &'a callseal_escrow::Deposit,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            let results = self
+                .0
+                .deposit_batch(vec![deposit.clone()])
+                .await
+                .map_err(|e| client_error(&e))?;
+            match results.into_iter().next() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err(api)) => Err(DeliveryError {
+                    retryable: api.code.is_retryable(),
+                    message: format!("{}: {}", api.code, api.message),
+                }),
+                None => Err(DeliveryError {
+                    retryable: true,
+                    message: "the escrow answered a deposit with no result".into(),
+                }),
+            }
+        })
+    }
+
+    fn erase<'a>(
+        &'a self,
+        recording: RecordingId,
+        reason: &'a str,
+    ) -> BoxFuture<'a, Result<(), DeliveryError>> {
+        Box::pin(async move {
+            self.0
+                .erase(recording, reason.to_owned())
+                .await
+                .map_err(|e| client_error(&e))
+        })
+    }
+}
+
+/// The escrow of `callseal serve`: opened (created on first run) in `<data>/escrow`.
+pub struct InProcess {
+    /// The service, for the HTTPS API and the retention scheduler.
+    pub service: Arc<callseal_escrow::Service>,
+    /// What first run created (tokens), when it did.
+    pub created: Option<callseal_escrow::InitReport>,
+    /// The seam for the gateway.
+    pub api: Arc<dyn EscrowApi>,
+    /// The escrow identity the epoch table is verified with.
+    pub identity: VerifyingKey,
+}
+
+/// Opens the in-process escrow for `data` as gateway account `gateway`.
+pub fn in_process(
+    data: &Path,
+    clock: Arc<dyn callseal_escrow::Clock>,
+) -> Result<InProcess, GatewayError> {
+    let esc = |e: callseal_escrow::EscrowError| GatewayError::Escrow(e.to_string());
+    let (service, created) = callseal_escrow::Service::open_or_init(
+        data,
+        &callseal_escrow::InitOptions::default(),
+        callseal_escrow::ServiceConfig::default(),
+        clock,
+    )
+    .map_err(esc)?;
+    let gateway = callseal_escrow::GatewayId::new("gateway").map_err(esc)?;
+    let link = callseal_escrow::LocalGateway::new(service.clone(), &gateway).map_err(esc)?;
+    let identity = read_identity(&data.join("escrow").join("identity.pub"))?;
+    Ok(InProcess {
+        service,
+        created,
+        api: Arc::new(Link(link)),
+        identity,
+    })
+}
+
+/// Reads a pinned escrow identity (64 hex digits).
+pub fn read_identity(path: &Path) -> Result<VerifyingKey, GatewayError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| GatewayError::storage("read escrow identity", path, e))?;
+    callseal_escrow::table::parse_identity(&text)
+        .map_err(|e| GatewayError::Escrow(format!("{}: {e}", path.display())))
 }

@@ -19,6 +19,8 @@ pub mod prompts;
 pub mod recorder;
 pub mod records;
 pub mod secrets;
+pub mod shell;
+mod start;
 pub mod transport;
 
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 
 pub use config::Config;
 pub use error::GatewayError;
+pub use start::{Gateway, start};
 
 /// What `callseal serve` / `callseal gateway` pass in: a config file and command-line
 /// overrides (which win over the file).
@@ -45,6 +48,7 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
+    /// No file, no overrides.
     pub fn new() -> Self {
         Self::default()
     }

@@ -18,9 +18,13 @@ use crate::error::GatewayError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ConsentDecision {
+    /// Pressed the consent digit.
     Consented,
+    /// Pressed the decline digit.
     Declined,
+    /// No digit after every repeat: treated as declined.
     Timeout,
+    /// Hung up before deciding.
     HungUp,
     /// Consented, then withdrew during the call.
     Withdrawn,
@@ -31,16 +35,20 @@ pub enum ConsentDecision {
 pub struct CallRecord {
     /// UTC, RFC 3339, second resolution.
     pub started: String,
+    /// UTC, RFC 3339, second resolution.
     pub ended: String,
     /// The pseudonymous caller code (e.g. C-7KQ2-9XMD); never the number.
     pub caller: String,
+    /// The hospital line called.
+    pub line: String,
+    /// The consent decision.
     pub consent: ConsentDecision,
-    /// Whether the PBX answered.
+    /// How the call ended (e.g. "completed", "abandoned-during-prompt", "pbx-rejected-486").
+    pub outcome: String,
+    /// Whether the PBX leg was set up (the consultant's side answered).
     pub pbx_reached: bool,
-    /// Sealed recording, when one was kept.
+    /// Sealed recording kept for this call (its id), if any.
     pub recording: Option<String>,
-    /// Why the call ended (e.g. "caller-bye", "pbx-bye", "shutdown").
-    pub end_reason: String,
 }
 
 /// Appends JSON lines to a file (0600, O_APPEND so concurrent writers never interleave a line).
@@ -152,10 +160,11 @@ mod tests {
             started: "2026-01-01T00:00:00Z".into(),
             ended: "2026-01-01T00:01:00Z".into(),
             caller: "C-7KQ2-9XMD".into(),
+            line: "counselling".into(),
             consent: ConsentDecision::Declined,
+            outcome: "completed".into(),
             pbx_reached: true,
             recording: None,
-            end_reason: "caller-bye".into(),
         };
         log.append(&rec).unwrap();
         log.append(&SurveyAnswer {

@@ -9,6 +9,7 @@ mod export;
 mod keygen;
 mod recordings;
 mod remote;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -46,8 +47,8 @@ pub(crate) fn run(cli: Cli, core_dumps_before: bool) -> Result<(), CliError> {
 async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
     match command {
         Command::Init(a) => remote::init(ctx, &a).await,
-        Command::Serve(a) => remote::serve(ctx, &a, true).await,
-        Command::Gateway(a) => remote::serve(ctx, &a, false).await,
+        Command::Serve(a) => serve::serve(ctx, &a, true).await,
+        Command::Gateway(a) => serve::serve(ctx, &a, false).await,
         Command::Escrow(a) => remote::escrow(ctx, &a).await,
         Command::Doctor => {
             let mut findings = Vec::new();

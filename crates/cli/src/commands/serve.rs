@@ -1,0 +1,202 @@
+//! `callseal serve` (gateway and escrow in one process) and `callseal gateway` (gateway only,
+//! against a remote escrow). Configuration: a TOML file (deploy/callseal.example.toml), then
+//! the command line. With nothing given, a fresh machine gets `./callseal-data`, SIP on
+//! 127.0.0.1:5060, the echo demo instead of a PBX, and 30 days of retention.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callseal_gateway::config::EscrowMode;
+use callseal_gateway::escrow::{EscrowApi, Link};
+use callseal_gateway::{Config, ServeOptions};
+
+use super::Ctx;
+use crate::args::ServeArgs;
+use crate::error::CliError;
+
+fn gw_err(e: callseal_gateway::GatewayError) -> CliError {
+    CliError::Component {
+        component: "gateway",
+        reason: e.to_string(),
+    }
+}
+
+fn esc_err(e: impl std::fmt::Display) -> CliError {
+    CliError::Component {
+        component: "escrow",
+        reason: e.to_string(),
+    }
+}
+
+/// Resolves the configuration: file, then `--data`, `--pbx`, `--sip`.
+fn resolve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<Config, CliError> {
+    let mut opts = ServeOptions::new();
+    opts.config_file = a.config.clone();
+    // The global --data has a default; it overrides a config file's data_dir only when it was
+    // changed from that default (or when there is no file).
+    if a.config.is_none() || ctx.global.data != Path::new("callseal-data") {
+        opts.data_dir = Some(ctx.global.data.clone());
+    }
+    opts.pbx = a.pbx.clone();
+    if let Some(sip) = &a.sip {
+        let addr: SocketAddr = sip.parse().map_err(|_| CliError::Component {
+            component: "gateway",
+            reason: format!("--sip {sip} is not an IP:PORT address (e.g. 127.0.0.1:5060)"),
+        })?;
+        opts.sip_listen = Some(addr);
+    }
+    let mut config = opts.resolve().map_err(gw_err)?;
+    if !with_escrow {
+        config.escrow.mode = EscrowMode::Remote;
+        config.validate().map_err(gw_err)?;
+    }
+    Ok(config)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLSEAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), CliError> {
+    init_logging();
+    let config = resolve(ctx, a, with_escrow)?;
+    let (api, identity, escrow_server) = if with_escrow
+        && config.escrow.mode == EscrowMode::InProcess
+    {
+        let clock: Arc<dyn callseal_escrow::Clock> = match &a.test_clock.test_clock_file {
+            Some(f) => Arc::new(callseal_escrow::TestFileClock::new(f).map_err(esc_err)?),
+            None => Arc::new(callseal_escrow::SystemClock),
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| CliError::Component {
+            component: "gateway",
+            reason: format!("cannot create {}: {e}", config.data_dir.display()),
+        })?;
+        let local =
+            callseal_gateway::escrow::in_process(&config.data_dir, clock).map_err(gw_err)?;
+        if let Some(report) = &local.created {
+            eprintln!(
+                "callseal: created a new deployment in {}.\n  admin token (shown once, keep it safe): {}\n  \
+                 the gateway's token is in {}",
+                config.data_dir.display(),
+                report.admin_token.expose().as_str(),
+                report.gateway_token_file.display()
+            );
+        }
+        let dir = callseal_escrow::DataDir::new(&config.data_dir);
+        let listen = dir
+            .url()
+            .and_then(|u| {
+                u.trim()
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .parse::<SocketAddr>()
+                    .ok()
+            })
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443)));
+        let server = callseal_escrow::server::Server::bind(
+            local.service.clone(),
+            &dir,
+            &callseal_escrow::server::ServerConfig {
+                listen,
+                tick: Duration::from_secs(60),
+            },
+        )
+        .await
+        .map_err(esc_err)?;
+        tracing::info!(url = %server.url(), "escrow API listening");
+        (local.api, local.identity, Some(server))
+    } else {
+        let (api, identity) = remote(&config)?;
+        (api, identity, None)
+    };
+
+    let gateway = callseal_gateway::start(config.clone(), api, identity)
+        .await
+        .map_err(gw_err)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let escrow_task = escrow_server.map(|server| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.changed().await;
+            };
+            if let Err(e) = server.run(shutdown).await {
+                tracing::error!("escrow API stopped: {e}");
+            }
+        })
+    });
+    wait_for_signal().await;
+    tracing::info!("stopping: finishing recordings");
+    gateway
+        .shutdown(Duration::from_secs(config.limits.shutdown_grace_secs))
+        .await;
+    let _ = stop_tx.send(true);
+    if let Some(t) = escrow_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The HTTPS escrow client from `[escrow]` (mode = "remote").
+fn remote(
+    config: &Config,
+) -> Result<(Arc<dyn EscrowApi>, callseal_gateway::escrow::VerifyingKey), CliError> {
+    let e = &config.escrow;
+    let missing = |what: &str| CliError::Component {
+        component: "gateway",
+        reason: format!(
+            "[escrow] {what} is required for a remote escrow; see deploy/callseal.example.toml"
+        ),
+    };
+    let url = e.url.clone().ok_or_else(|| missing("url"))?;
+    let ca_path = e.ca_cert.clone().ok_or_else(|| missing("ca_cert"))?;
+    let ca_pem = std::fs::read(&ca_path).map_err(|err| CliError::Component {
+        component: "gateway",
+        reason: format!(
+            "cannot read the escrow CA certificate {}: {err}",
+            ca_path.display()
+        ),
+    })?;
+    let token_path = e.token_file.clone().ok_or_else(|| missing("token_file"))?;
+    let token = crate::secrets::load_token(&token_path)?;
+    let identity = callseal_escrow::table::parse_identity(
+        e.identity.as_deref().ok_or_else(|| missing("identity"))?,
+    )
+    .map_err(esc_err)?;
+    let client =
+        callseal_escrow::client::EscrowClient::new(callseal_escrow::client::ClientConfig {
+            url,
+            ca_pem,
+            token: Some(zeroize::Zeroizing::new(token.expose().to_owned())),
+            timeout: Duration::from_secs(10),
+        })
+        .map_err(esc_err)?;
+    Ok((Arc::new(Link(client)), identity))
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -216,6 +216,22 @@ impl EscrowClient {
         self.request(Method::POST, path, Some(body)).await
     }
 
+    /// Sends any request and returns the status and JSON answer (diagnostics and API tests).
+    pub async fn raw(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value)> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Config { reason: e.to_string() })?;
+        let body = body.map(serde_json::to_vec).transpose().map_err(|e| ClientError::Config { reason: e.to_string() })?;
+        let (status, bytes) = self.send(method, path, body).await?;
+        let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok((status.as_u16(), v))
+    }
+
+    /// Sends raw body bytes (oversized-body tests).
+    pub async fn raw_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, serde_json::Value)> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Config { reason: e.to_string() })?;
+        let (status, bytes) = self.send(method, path, Some(body)).await?;
+        Ok((status.as_u16(), serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+    }
+
     /// `/health` (no token needed).
     pub async fn health(&self) -> Result<Health> {
         self.get("/health").await

@@ -9,6 +9,7 @@ use std::time::Duration;
 use callseal_escrow::client::{ClientConfig, ClientError, EscrowClient};
 use callseal_escrow::server::{Server, ServerConfig};
 use callseal_escrow::*;
+use callseal_recording::keys::RecordingId;
 use common::*;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;

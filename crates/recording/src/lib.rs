@@ -49,7 +49,8 @@ pub use reader::{ReadError, Reader};
 pub use writer::{WriteError, Writer, WriterConfig, WriterStats};
 
 /// Test-only access to the primitives the format calls, so that the Wycheproof and RFC vectors
-/// in `tests/` run through exactly the code the writer and reader use. Not part of the API.
+/// in `tests/` and the fuzz target run through exactly the code the writer and reader use. Not
+/// part of the API.
 #[doc(hidden)]
 pub mod primitives {
     /// ChaCha20-Poly1305 seal in place with a raw key; returns the tag.
@@ -60,6 +61,17 @@ pub mod primitives {
         buf: &mut [u8],
     ) -> Option<[u8; 16]> {
         crate::crypto::seal_in_place(&crate::crypto::aead_for_key(key), nonce, aad, buf)
+    }
+
+    /// Decodes a segment's plaintext into frames, as the reader does after authentication (for
+    /// the fuzz target: the only parser that sees decrypted bytes).
+    pub fn decode_segment_plaintext(mut bytes: &[u8]) -> Result<Vec<crate::Frame>, &'static str> {
+        let mut codec = crate::frames::FrameCodec::default();
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            frames.push(codec.decode(&mut bytes)?);
+        }
+        Ok(frames)
     }
 
     /// ChaCha20-Poly1305 open in place with a raw key.

@@ -46,6 +46,12 @@ pub enum SipEvent {
         /// The INVITE's server transaction.
         tx: ServerTx,
     },
+    /// Our 2xx to an INVITE was retransmitted for 64·T1 without an ACK (RFC 3261 §13.3.1.4;
+    /// the transaction layer retransmits it): the call is ended with a BYE.
+    AckTimeout {
+        /// The INVITE's server transaction.
+        tx: ServerTx,
+    },
     /// One of our client transactions failed.
     RequestFailed {
         /// The branch of the request's Via.
@@ -82,12 +88,13 @@ pub enum SipCommand {
         /// Next hop.
         destination: SocketAddr,
     },
-    /// Send a 2xx to an INVITE again (RFC 3261 §13.3.1.4: the UAS core retransmits it until
-    /// the ACK arrives) — the same bytes as the first [`SipCommand::Respond`].
-    Retransmit {
-        /// The response.
-        response: Message,
-        /// Where the INVITE came from.
+    /// Cancel our pending INVITE (RFC 3261 §9.1): the transaction layer builds the CANCEL from
+    /// the INVITE's client transaction (same Request-URI, Call-ID, From, To, CSeq number and
+    /// top Via branch). Sent only after a provisional response arrived.
+    Cancel {
+        /// The branch of the INVITE's top Via (identifies its client transaction).
+        invite_branch: String,
+        /// Next hop.
         destination: SocketAddr,
     },
 }

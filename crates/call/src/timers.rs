@@ -14,13 +14,9 @@ pub enum Timer {
     Survey,
     /// The call is ending and waits for BYE/CANCEL answers; then it is freed regardless.
     Teardown,
-    /// Resend the caller's 200 OK until the ACK comes (RFC 3261 §13.3.1.4: T1 doubling to T2).
-    Retransmit200,
-    /// No ACK for the caller's 200 OK within 64·T1: end the call (RFC 3261 §13.3.1.4).
-    AckWait,
 }
 
-const COUNT: usize = 6;
+const COUNT: usize = 4;
 
 impl Timer {
     fn index(self) -> usize {
@@ -29,19 +25,10 @@ impl Timer {
             Self::Ring => 1,
             Self::Survey => 2,
             Self::Teardown => 3,
-            Self::Retransmit200 => 4,
-            Self::AckWait => 5,
         }
     }
 
-    const ALL: [Timer; COUNT] = [
-        Self::Digit,
-        Self::Ring,
-        Self::Survey,
-        Self::Teardown,
-        Self::Retransmit200,
-        Self::AckWait,
-    ];
+    const ALL: [Timer; COUNT] = [Self::Digit, Self::Ring, Self::Survey, Self::Teardown];
 }
 
 /// Deadlines of one call, indexed by [`Timer`].

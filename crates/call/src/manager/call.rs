@@ -1,7 +1,6 @@
 //! One call: its state (named after what it waits for), both legs and the consent data.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use callseal_sip::Message;
 
@@ -105,10 +104,6 @@ pub struct CallerLeg {
     pub offer: Option<RemoteSdp>,
     /// The dialog, once our 200 is sent.
     pub dialog: Option<Dialog>,
-    /// Our 200 OK, kept for retransmission until the ACK.
-    pub ok: Option<Message>,
-    /// Current 2xx retransmission interval (T1 doubling up to T2).
-    pub retransmit_every: Duration,
     /// Media.
     pub media: Option<LegMedia>,
     /// Our outstanding re-INVITE.

@@ -2,7 +2,6 @@
 //! requests (ACK, BYE, re-INVITE), CANCEL, and our own requests towards the caller.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use callseal_sip::{HeaderName, HeaderValue, Message, Method, NameAddr, Reason, StatusCode, Uri};
 
@@ -15,11 +14,7 @@ use crate::error::SdpError;
 use crate::identity::CallerNumber;
 use crate::sdp::{Direction, SdpOrigin, SrtpMasterKey, offered_family};
 use crate::sip_io::{ServerTx, SipCommand};
-use crate::timers::{Timer, TimerTable};
-
-/// RFC 3261 §17.1.1.1 T1 and T2.
-pub(super) const T1: Duration = Duration::from_millis(500);
-pub(super) const T2: Duration = Duration::from_secs(4);
+use crate::timers::TimerTable;
 
 impl CallManager {
     pub(super) fn new_call(
@@ -82,8 +77,6 @@ impl CallManager {
                 local_tag,
                 offer: Some(offer),
                 dialog: None,
-                ok: None,
-                retransmit_every: T1,
                 media: None,
                 reinvite: None,
                 update_pending: false,
@@ -188,12 +181,7 @@ impl CallManager {
         call.a.dialog = Some(d);
         call.a.media = Some(media);
         call.a.tx = None;
-        call.a.ok = Some(ok.clone());
-        call.a.retransmit_every = T1;
-        call.timers.set(Timer::Retransmit200, now.instant + T1);
-        call.timers.set(Timer::AckWait, now.instant + 64 * T1);
         call.state = State::PlayingPrompt { plays: 1 };
-        self.by_tx.remove(&tx);
         self.send(SipCommand::Respond { tx, response: ok });
         self.configure(h, Leg::Caller, answer.audio, answer.srtp);
         self.play(h, Leg::Caller, Prompt::Consent, true);
@@ -213,10 +201,7 @@ impl CallManager {
             return;
         };
         if method == Method::Ack {
-            // RFC 3261 §13.3.1.4: the ACK stops our 2xx retransmissions.
-            call.a.ok = None;
-            call.timers.clear(Timer::Retransmit200);
-            call.timers.clear(Timer::AckWait);
+            // The transaction layer stops its 2xx retransmissions itself (RFC 3261 §13.3.1.4).
             return;
         }
         let in_order = call
@@ -337,30 +322,8 @@ impl CallManager {
         }
     }
 
-    pub(super) fn retransmit_ok(&mut self, now: Now, h: CallHandle) {
-        let Some(call) = self.calls.get_mut(&h) else {
-            return;
-        };
-        let Some(ok) = call.a.ok.clone() else {
-            return;
-        };
-        // RFC 3261 §13.3.1.4: T1, doubling up to T2.
-        call.a.retransmit_every = (call.a.retransmit_every * 2).min(T2);
-        call.timers
-            .set(Timer::Retransmit200, now.instant + call.a.retransmit_every);
-        let destination = call.a.source;
-        self.send(SipCommand::Retransmit {
-            response: ok,
-            destination,
-        });
-    }
-
     pub(super) fn ack_timeout(&mut self, now: Now, h: CallHandle) {
         // RFC 3261 §13.3.1.4: no ACK within 64·T1 — the session is ended with a BYE.
-        if let Some(call) = self.calls.get_mut(&h) {
-            call.a.ok = None;
-            call.timers.clear(Timer::Retransmit200);
-        }
         self.terminate(now, h, CallOutcome::MediaFailure, "No ACK");
     }
 

@@ -114,6 +114,11 @@ impl CallManager {
             } => self.on_request(now, tx, request, source),
             SipEvent::Response { response } => self.on_response(now, response),
             SipEvent::Cancelled { tx } => self.on_cancelled(now, tx),
+            SipEvent::AckTimeout { tx } => {
+                if let Some(h) = self.by_tx.get(&tx).copied() {
+                    self.ack_timeout(now, h);
+                }
+            }
             SipEvent::RequestFailed {
                 branch,
                 method,
@@ -191,8 +196,6 @@ impl CallManager {
             Timer::Digit => self.digit_timeout(now, handle),
             Timer::Survey => self.survey_timeout(now, handle),
             Timer::Ring => self.ring_timeout(now, handle),
-            Timer::Retransmit200 => self.retransmit_ok(now, handle),
-            Timer::AckWait => self.ack_timeout(now, handle),
             Timer::Teardown => self.finish(now, handle),
         }
     }

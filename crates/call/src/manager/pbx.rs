@@ -421,13 +421,13 @@ impl CallManager {
         let Some(b) = self.calls.get_mut(&h).and_then(|c| c.b.as_mut()) else {
             return;
         };
-        let Some(invite) = b.invite.as_ref() else {
+        if b.invite.is_none() {
             return;
-        };
+        }
         b.state = PbxState::Cancelling;
-        let cancel = cancel_for(invite);
-        self.send(SipCommand::Request {
-            request: cancel,
+        let invite_branch = b.branch.clone();
+        self.send(SipCommand::Cancel {
+            invite_branch,
             destination: next_hop,
         });
     }
@@ -518,46 +518,4 @@ impl CallManager {
             self.end_when_idle(now, h);
         }
     }
-}
-
-/// The CANCEL for an INVITE (RFC 3261 §9.1): same Request-URI, Call-ID, From, To (without
-/// tag), CSeq number and top Via; Max-Forwards 70; no body.
-pub(crate) fn cancel_for(invite: &Message) -> Message {
-    let uri = invite
-        .request_uri()
-        .cloned()
-        .unwrap_or_else(|| Uri::Other("sip:invalid".into()));
-    let mut c = Message::new_request(Method::Cancel, uri);
-    let h = &invite.headers;
-    if let Some(v) = h.top_via() {
-        c.headers.push(HeaderName::Via, HeaderValue::Via(v.clone()));
-    }
-    c.headers
-        .push(HeaderName::MaxForwards, HeaderValue::Number(70));
-    if let Some(f) = h.from() {
-        c.headers
-            .push(HeaderName::From, HeaderValue::NameAddr(f.clone()));
-    }
-    if let Some(t) = h.to() {
-        c.headers
-            .push(HeaderName::To, HeaderValue::NameAddr(t.clone()));
-    }
-    if let Some(id) = h.call_id() {
-        c.headers
-            .push(HeaderName::CallId, HeaderValue::Text(id.to_owned()));
-    }
-    if let Some(cs) = h.cseq() {
-        c.headers.push(
-            HeaderName::CSeq,
-            HeaderValue::CSeq(CSeq {
-                seq: cs.seq,
-                method: Method::Cancel,
-            }),
-        );
-    }
-    for r in h.routes() {
-        c.headers
-            .push(HeaderName::Route, HeaderValue::NameAddr(r.clone()));
-    }
-    c
 }

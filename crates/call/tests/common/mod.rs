@@ -241,7 +241,7 @@ pub fn summarise(c: &Command) -> String {
             format!("Send {}", request.method().map_or("?", |m| m.as_str()))
         }
         Command::Sip(SipCommand::Ack { .. }) => "Ack".into(),
-        Command::Sip(SipCommand::Retransmit { .. }) => "Retransmit".into(),
+        Command::Sip(SipCommand::Cancel { .. }) => "Send CANCEL".into(),
         _ => format!("{c:?}"),
     }
 }

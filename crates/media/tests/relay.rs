@@ -321,3 +321,48 @@ fn statistics_count_loss_late_bytes_and_jitter() {
     }
     assert_eq!(s.stats(Leg::Caller).lost, 2);
 }
+
+#[test]
+fn telephone_events_on_their_own_ssrc_are_detected_without_taking_over_the_leg() {
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(session_config(CALLER_STREAM, PBX_STREAM));
+    let te = PayloadMap::g711(Codec::Pcmu).with_telephone_event(101);
+    s.configure_leg(t0, Leg::Caller, LegConfig::new(Some(addr(CALLER)), te))
+        .unwrap();
+    s.configure_leg(t0, Leg::Pbx, LegConfig::new(Some(addr(PBX)), te))
+        .unwrap();
+    s.set_bridge(true);
+    s.handle_packet(t0, Leg::Caller, addr(CALLER), &audio(1));
+    s.handle_packet(
+        t0 + ms(10),
+        Leg::Caller,
+        addr(CALLER),
+        &rtp(true, 101, 9, 77, 0xE0E0, &[4, 10, 0, 160]),
+    );
+    s.handle_packet(t0 + ms(20), Leg::Caller, addr(CALLER), &audio(2));
+    let events = drain_events(&mut s);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        MediaEvent::DtmfDigit {
+            digit: callseal_media::Digit::D4,
+            ..
+        }
+    )));
+    let changes = events
+        .iter()
+        .filter(|e| matches!(e, MediaEvent::SsrcChanged { .. }))
+        .count();
+    assert_eq!(changes, 1, "only the first audio source");
+    let sent: Vec<_> = drain_transmits(&mut s)
+        .iter()
+        .map(|t| fields(&t.payload))
+        .collect();
+    assert_eq!(
+        sent.len(),
+        2,
+        "both audio packets relayed, the side-stream event not"
+    );
+    assert_eq!(sent[1].2, sent[0].2 + 1);
+    let st = s.stats(Leg::Caller);
+    assert_eq!((st.ssrc_changes, st.dropped_stale_ssrc, st.lost), (0, 0, 0));
+}

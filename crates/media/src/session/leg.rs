@@ -35,6 +35,10 @@ pub(super) enum SourceUpdate {
     Changed { previous: Option<u32> },
     /// A superseded SSRC while the current one is alive: drop it, keep the state.
     Straggler,
+    /// Telephone-events on an SSRC other than the live audio source (some gateways send
+    /// events as a stream of their own): detected and recorded, but they neither take over
+    /// the leg nor are relayed, since their timestamps are not on the audio's timeline.
+    SideStream,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,16 +278,25 @@ impl LegState {
     }
 
     /// Tracks the source of an inbound packet (per-SSRC state, RFC 3550 §8).
-    pub(super) fn track_source(&mut self, now: Instant, ssrc: u32, seq: u16) -> SourceUpdate {
+    pub(super) fn track_source(
+        &mut self,
+        now: Instant,
+        ssrc: u32,
+        seq: u16,
+        kind: PayloadKind,
+    ) -> SourceUpdate {
         if self.current == Some(ssrc) {
             return SourceUpdate::Same;
         }
+        let current_alive = self
+            .current
+            .and_then(|c| self.sources.iter().find(|s| s.ssrc() == c))
+            .is_some_and(|s| now.saturating_duration_since(s.last_arrival) < SSRC_RECLAIM);
+        if current_alive && kind == PayloadKind::TelephoneEvent {
+            return SourceUpdate::SideStream;
+        }
         let known = self.sources.iter().any(|s| s.ssrc() == ssrc);
         if known {
-            let current_alive = self
-                .current
-                .and_then(|c| self.sources.iter().find(|s| s.ssrc() == c))
-                .is_some_and(|s| now.saturating_duration_since(s.last_arrival) < SSRC_RECLAIM);
             if current_alive {
                 return SourceUpdate::Straggler;
             }

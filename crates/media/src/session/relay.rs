@@ -96,8 +96,10 @@ impl MediaSession {
             state.stats.dropped_payload_type += 1;
             return;
         };
-        match state.track_source(now, view.ssrc(), view.sequence()) {
+        let mut side_stream = false;
+        match state.track_source(now, view.ssrc(), view.sequence(), kind) {
             SourceUpdate::Same => {}
+            SourceUpdate::SideStream => side_stream = true,
             SourceUpdate::Straggler => {
                 state.stats.dropped_stale_ssrc += 1;
                 return;
@@ -113,7 +115,7 @@ impl MediaSession {
                 });
             }
         }
-        if let Some(source) = state.current_source() {
+        if !side_stream && let Some(source) = state.current_source() {
             source.on_sequence(now, view.sequence());
             if kind == PayloadKind::Audio {
                 source.on_timestamp(now, view.timestamp(), 8000);
@@ -123,7 +125,7 @@ impl MediaSession {
             return;
         }
         self.tap_frame(now, leg, &view, kind);
-        if self.bridged {
+        if self.bridged && !side_stream {
             self.relay(now, leg, &view, kind);
         }
     }

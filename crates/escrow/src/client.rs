@@ -58,7 +58,9 @@ pub enum ClientError {
         reason: String,
     },
     /// The server's certificate does not chain to the pinned CA (or names another host).
-    #[error("the escrow at {url} presented a certificate the pinned CA does not vouch for: {reason}")]
+    #[error(
+        "the escrow at {url} presented a certificate the pinned CA does not vouch for: {reason}"
+    )]
     TlsPinMismatch {
         /// The URL.
         url: String,
@@ -101,7 +103,10 @@ impl ClientError {
     }
 
     pub(crate) fn from_escrow(e: &crate::EscrowError) -> Self {
-        ClientError::Api { status: e.code().http_status(), error: e.to_api() }
+        ClientError::Api {
+            status: e.code().http_status(),
+            error: e.to_api(),
+        }
     }
 }
 
@@ -136,19 +141,37 @@ fn split_url(url: &str) -> Option<(String, u16)> {
 /// Percent-encodes a query value (RFC 3986 §2.3 unreserved characters pass).
 fn enc(v: &str) -> String {
     v.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 impl EscrowClient {
     /// A client for `cfg.url` pinning `cfg.ca_pem`.
     pub fn new(cfg: ClientConfig) -> Result<Self> {
-        let (host, port) = split_url(&cfg.url)
-            .ok_or_else(|| ClientError::Config { reason: format!("\"{}\" is not an https://HOST:PORT URL", cfg.url) })?;
-        let server_name = ServerName::try_from(host.clone())
-            .map_err(|_| ClientError::Config { reason: format!("\"{host}\" is not a host name or address") })?;
-        let tls = crate::tls::client_config(&cfg.ca_pem).map_err(|e| ClientError::Config { reason: e.to_string() })?;
-        Ok(EscrowClient { url: cfg.url, host, port, server_name, connector: TlsConnector::from(tls), token: cfg.token, timeout: cfg.timeout })
+        let (host, port) = split_url(&cfg.url).ok_or_else(|| ClientError::Config {
+            reason: format!("\"{}\" is not an https://HOST:PORT URL", cfg.url),
+        })?;
+        let server_name = ServerName::try_from(host.clone()).map_err(|_| ClientError::Config {
+            reason: format!("\"{host}\" is not a host name or address"),
+        })?;
+        let tls = crate::tls::client_config(&cfg.ca_pem).map_err(|e| ClientError::Config {
+            reason: e.to_string(),
+        })?;
+        Ok(EscrowClient {
+            url: cfg.url,
+            host,
+            port,
+            server_name,
+            connector: TlsConnector::from(tls),
+            token: cfg.token,
+            timeout: cfg.timeout,
+        })
     }
 
     /// The escrow's URL.
@@ -156,22 +179,49 @@ impl EscrowClient {
         &self.url
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
-        let unreachable = |reason: String| ClientError::Unreachable { url: self.url.clone(), reason };
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
+        let unreachable = |reason: String| ClientError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        };
         let fut = async {
-            let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| unreachable(e.to_string()))?;
-            let tls = self.connector.connect(self.server_name.clone(), tcp).await.map_err(|e| {
-                match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                    Some(rustls::Error::InvalidCertificate(c)) => ClientError::TlsPinMismatch { url: self.url.clone(), reason: format!("{c:?}") },
-                    _ => unreachable(format!("TLS handshake failed: {e}")),
-                }
-            })?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| unreachable(e.to_string()))?;
+            let tcp = TcpStream::connect((self.host.as_str(), self.port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let tls = self
+                .connector
+                .connect(self.server_name.clone(), tcp)
+                .await
+                .map_err(|e| {
+                    match e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    {
+                        Some(rustls::Error::InvalidCertificate(c)) => ClientError::TlsPinMismatch {
+                            url: self.url.clone(),
+                            reason: format!("{c:?}"),
+                        },
+                        _ => unreachable(format!("TLS handshake failed: {e}")),
+                    }
+                })?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             let driver = tokio::spawn(conn);
-            let mut req = Request::builder().method(method).uri(path).header(hyper::header::HOST, format!("{}:{}", self.host, self.port));
+            let mut req = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, format!("{}:{}", self.host, self.port));
             if let Some(t) = &self.token {
-                req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {}", t.as_str()));
+                req = req.header(
+                    hyper::header::AUTHORIZATION,
+                    format!("Bearer {}", t.as_str()),
+                );
             }
             let has_body = body.is_some();
             if has_body {
@@ -179,32 +229,58 @@ impl EscrowClient {
             }
             let req = req
                 .body(Full::new(Bytes::from(body.unwrap_or_default())))
-                .map_err(|e| ClientError::Config { reason: e.to_string() })?;
-            let resp = sender.send_request(req).await.map_err(|e| unreachable(e.to_string()))?;
+                .map_err(|e| ClientError::Config {
+                    reason: e.to_string(),
+                })?;
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
             let status = resp.status();
             let bytes = Limited::new(resp.into_body(), ANSWER_LIMIT)
                 .collect()
                 .await
-                .map_err(|e| ClientError::Protocol { url: self.url.clone(), reason: e.to_string() })?
+                .map_err(|e| ClientError::Protocol {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                })?
                 .to_bytes();
             driver.abort();
             Ok((status, bytes))
         };
-        tokio::time::timeout(self.timeout, fut).await.map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| unreachable(format!("no answer within {:?}", self.timeout)))?
     }
 
-    async fn request<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<&impl Serialize>) -> Result<T> {
+    async fn request<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
         let body = body
             .map(serde_json::to_vec)
             .transpose()
-            .map_err(|e| ClientError::Config { reason: e.to_string() })?;
+            .map_err(|e| ClientError::Config {
+                reason: e.to_string(),
+            })?;
         let (status, bytes) = self.send(method, path, body).await?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol { url: self.url.clone(), reason: e.to_string() });
+            return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol {
+                url: self.url.clone(),
+                reason: e.to_string(),
+            });
         }
         match serde_json::from_slice::<ApiErrorBody>(&bytes) {
-            Ok(b) => Err(ClientError::Api { status: status.as_u16(), error: b.error }),
-            Err(_) => Err(ClientError::Protocol { url: self.url.clone(), reason: format!("HTTP {status} without an error body") }),
+            Ok(b) => Err(ClientError::Api {
+                status: status.as_u16(),
+                error: b.error,
+            }),
+            Err(_) => Err(ClientError::Protocol {
+                url: self.url.clone(),
+                reason: format!("HTTP {status} without an error body"),
+            }),
         }
     }
 
@@ -217,19 +293,41 @@ impl EscrowClient {
     }
 
     /// Sends any request and returns the status and JSON answer (diagnostics and API tests).
-    pub async fn raw(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Result<(u16, serde_json::Value)> {
-        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Config { reason: e.to_string() })?;
-        let body = body.map(serde_json::to_vec).transpose().map_err(|e| ClientError::Config { reason: e.to_string() })?;
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value)> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Config {
+            reason: e.to_string(),
+        })?;
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| ClientError::Config {
+                reason: e.to_string(),
+            })?;
         let (status, bytes) = self.send(method, path, body).await?;
         let v = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok((status.as_u16(), v))
     }
 
     /// Sends raw body bytes (oversized-body tests).
-    pub async fn raw_bytes(&self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, serde_json::Value)> {
-        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Config { reason: e.to_string() })?;
+    pub async fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<(u16, serde_json::Value)> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|e| ClientError::Config {
+            reason: e.to_string(),
+        })?;
         let (status, bytes) = self.send(method, path, Some(body)).await?;
-        Ok((status.as_u16(), serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)))
+        Ok((
+            status.as_u16(),
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// `/health` (no token needed).
@@ -241,9 +339,15 @@ impl EscrowClient {
     pub async fn metrics(&self) -> Result<String> {
         let (status, bytes) = self.send(Method::GET, "/metrics", None).await?;
         if !status.is_success() {
-            return Err(ClientError::Protocol { url: self.url.clone(), reason: format!("HTTP {status}") });
+            return Err(ClientError::Protocol {
+                url: self.url.clone(),
+                reason: format!("HTTP {status}"),
+            });
         }
-        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Protocol { url: self.url.clone(), reason: e.to_string() })
+        String::from_utf8(bytes.to_vec()).map_err(|e| ClientError::Protocol {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// The escrow's identity public key (hex).
@@ -252,7 +356,10 @@ impl EscrowClient {
         v.get("identity")
             .and_then(|i| i.as_str())
             .map(str::to_owned)
-            .ok_or_else(|| ClientError::Protocol { url: self.url.clone(), reason: "no identity in the answer".into() })
+            .ok_or_else(|| ClientError::Protocol {
+                url: self.url.clone(),
+                reason: "no identity in the answer".into(),
+            })
     }
 
     /// The caller's account.
@@ -272,12 +379,22 @@ impl EscrowClient {
 
     /// Cancels a pending shred until `until`.
     pub async fn cancel_shred(&self, epoch: u32, until: Timestamp) -> Result<()> {
-        self.post::<serde_json::Value>(&format!("/v1/epochs/{epoch}/cancel"), &serde_json::json!({ "until": until })).await.map(drop)
+        self.post::<serde_json::Value>(
+            &format!("/v1/epochs/{epoch}/cancel"),
+            &serde_json::json!({ "until": until }),
+        )
+        .await
+        .map(drop)
     }
 
     /// Deposits (at most [`crate::server::MAX_BATCH`] per call); one result each.
-    pub async fn deposit_batch(&self, deposits: &[Deposit]) -> Result<Vec<std::result::Result<DepositOutcome, ApiError>>> {
-        let r: DepositResults = self.post("/v1/deposits", &serde_json::json!({ "deposits": deposits })).await?;
+    pub async fn deposit_batch(
+        &self,
+        deposits: &[Deposit],
+    ) -> Result<Vec<std::result::Result<DepositOutcome, ApiError>>> {
+        let r: DepositResults = self
+            .post("/v1/deposits", &serde_json::json!({ "deposits": deposits }))
+            .await?;
         Ok(r.results
             .into_iter()
             .map(|r| match r {
@@ -292,8 +409,14 @@ impl EscrowClient {
         let mut r = self.deposit_batch(std::slice::from_ref(d)).await?;
         match r.pop() {
             Some(Ok(o)) => Ok(o),
-            Some(Err(error)) => Err(ClientError::Api { status: error.code.http_status(), error }),
-            None => Err(ClientError::Protocol { url: self.url.clone(), reason: "no deposit result".into() }),
+            Some(Err(error)) => Err(ClientError::Api {
+                status: error.code.http_status(),
+                error,
+            }),
+            None => Err(ClientError::Protocol {
+                url: self.url.clone(),
+                reason: "no deposit result".into(),
+            }),
         }
     }
 
@@ -313,7 +436,10 @@ impl EscrowClient {
             q.push(format!("line={}", enc(l.as_str())));
         }
         if let Some(s) = f.status {
-            let s = serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+            let s = serde_json::to_value(s)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
             q.push(format!("status={s}"));
         }
         if let Some(e) = f.epoch {
@@ -322,7 +448,11 @@ impl EscrowClient {
         if let Some(l) = f.limit {
             q.push(format!("limit={l}"));
         }
-        let path = if q.is_empty() { "/v1/recordings".to_owned() } else { format!("/v1/recordings?{}", q.join("&")) };
+        let path = if q.is_empty() {
+            "/v1/recordings".to_owned()
+        } else {
+            format!("/v1/recordings?{}", q.join("&"))
+        };
         self.get(&path).await
     }
 
@@ -332,24 +462,50 @@ impl EscrowClient {
     }
 
     /// A key release for `purpose`, re-wrapped to `operator_key`.
-    pub async fn release_key(&self, id: &RecordingId, purpose: &str, operator_key: &PublicKey) -> Result<Released> {
-        self.post(&format!("/v1/recordings/{id}/release"), &ReleaseRequest { purpose: purpose.to_owned(), operator_key: operator_key.clone() })
-            .await
+    pub async fn release_key(
+        &self,
+        id: &RecordingId,
+        purpose: &str,
+        operator_key: &PublicKey,
+    ) -> Result<Released> {
+        self.post(
+            &format!("/v1/recordings/{id}/release"),
+            &ReleaseRequest {
+                purpose: purpose.to_owned(),
+                operator_key: operator_key.clone(),
+            },
+        )
+        .await
     }
 
     /// Erases a recording.
     pub async fn erase(&self, id: &RecordingId, reason: &str) -> Result<()> {
-        self.post::<serde_json::Value>(&format!("/v1/recordings/{id}/erase"), &serde_json::json!({ "reason": reason })).await.map(drop)
+        self.post::<serde_json::Value>(
+            &format!("/v1/recordings/{id}/erase"),
+            &serde_json::json!({ "reason": reason }),
+        )
+        .await
+        .map(drop)
     }
 
     /// Places a legal hold.
     pub async fn hold(&self, id: &RecordingId, reason: &str) -> Result<()> {
-        self.post::<serde_json::Value>(&format!("/v1/recordings/{id}/hold"), &serde_json::json!({ "reason": reason })).await.map(drop)
+        self.post::<serde_json::Value>(
+            &format!("/v1/recordings/{id}/hold"),
+            &serde_json::json!({ "reason": reason }),
+        )
+        .await
+        .map(drop)
     }
 
     /// Lifts a legal hold.
     pub async fn release_hold(&self, id: &RecordingId) -> Result<()> {
-        self.post::<serde_json::Value>(&format!("/v1/recordings/{id}/unhold"), &serde_json::json!({})).await.map(drop)
+        self.post::<serde_json::Value>(
+            &format!("/v1/recordings/{id}/unhold"),
+            &serde_json::json!({}),
+        )
+        .await
+        .map(drop)
     }
 
     /// Operators.
@@ -364,12 +520,18 @@ impl EscrowClient {
 
     /// Disables an operator.
     pub async fn disable_operator(&self, id: &OperatorId) -> Result<()> {
-        self.post::<serde_json::Value>(&format!("/v1/operators/{id}/disable"), &serde_json::json!({})).await.map(drop)
+        self.post::<serde_json::Value>(
+            &format!("/v1/operators/{id}/disable"),
+            &serde_json::json!({}),
+        )
+        .await
+        .map(drop)
     }
 
     /// Issues a new token for an operator.
     pub async fn renew_token(&self, id: &OperatorId) -> Result<Enrolled> {
-        self.post(&format!("/v1/operators/{id}/token"), &serde_json::json!({})).await
+        self.post(&format!("/v1/operators/{id}/token"), &serde_json::json!({}))
+            .await
     }
 
     /// The agreement.
@@ -379,7 +541,12 @@ impl EscrowClient {
 
     /// Acknowledges the agreement with hash `sha256`.
     pub async fn acknowledge(&self, sha256: &str) -> Result<()> {
-        self.post::<serde_json::Value>("/v1/agreement/acknowledge", &serde_json::json!({ "sha256": sha256 })).await.map(drop)
+        self.post::<serde_json::Value>(
+            "/v1/agreement/acknowledge",
+            &serde_json::json!({ "sha256": sha256 }),
+        )
+        .await
+        .map(drop)
     }
 
     /// The retention policy.
@@ -389,11 +556,21 @@ impl EscrowClient {
 
     /// Sets the retention (the escrow validates `days`).
     pub async fn set_retention(&self, days: i64, line: Option<&LineId>) -> Result<RetentionPolicy> {
-        self.request(Method::PUT, "/v1/retention", Some(&serde_json::json!({ "days": days, "line": line }))).await
+        self.request(
+            Method::PUT,
+            "/v1/retention",
+            Some(&serde_json::json!({ "days": days, "line": line })),
+        )
+        .await
     }
 
     /// Audit entries from `from`, at or after `since`.
-    pub async fn audit(&self, from: u64, since: Option<Timestamp>, limit: u32) -> Result<Vec<AuditEntry>> {
+    pub async fn audit(
+        &self,
+        from: u64,
+        since: Option<Timestamp>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
         let mut path = format!("/v1/audit?from={from}&limit={limit}");
         if let Some(s) = since {
             path.push_str(&format!("&since={}", s.unix_ms()));
@@ -416,7 +593,9 @@ impl EscrowClient {
 
     /// Confirms the wall clock after an alert.
     pub async fn confirm_clock(&self) -> Result<()> {
-        self.post::<serde_json::Value>("/v1/clock/confirm", &serde_json::json!({})).await.map(drop)
+        self.post::<serde_json::Value>("/v1/clock/confirm", &serde_json::json!({}))
+            .await
+            .map(drop)
     }
 }
 
@@ -426,10 +605,22 @@ mod tests {
 
     #[test]
     fn urls_are_parsed_strictly() {
-        assert_eq!(split_url("https://127.0.0.1:7443"), Some(("127.0.0.1".into(), 7443)));
+        assert_eq!(
+            split_url("https://127.0.0.1:7443"),
+            Some(("127.0.0.1".into(), 7443))
+        );
         assert_eq!(split_url("https://[::1]:7443/"), Some(("::1".into(), 7443)));
-        assert_eq!(split_url("https://escrow.example:1"), Some(("escrow.example".into(), 1)));
-        for bad in ["http://127.0.0.1:1", "https://h", "https://h:x", "https://h:1/p", "https://u@h:1"] {
+        assert_eq!(
+            split_url("https://escrow.example:1"),
+            Some(("escrow.example".into(), 1))
+        );
+        for bad in [
+            "http://127.0.0.1:1",
+            "https://h",
+            "https://h:x",
+            "https://h:1/p",
+            "https://u@h:1",
+        ] {
             assert_eq!(split_url(bad), None, "{bad}");
         }
         assert_eq!(enc("+49 a/b"), "%2B49%20a%2Fb");

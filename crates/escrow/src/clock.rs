@@ -49,12 +49,16 @@ pub struct ManualClock {
 impl ManualClock {
     /// Starts at wall time `wall`.
     pub fn new(wall: Timestamp) -> Self {
-        ManualClock { base: Instant::now(), state: Mutex::new((wall, Duration::ZERO)) }
+        ManualClock {
+            base: Instant::now(),
+            state: Mutex::new((wall, Duration::ZERO)),
+        }
     }
     /// Advances both clocks together (time passing normally).
     pub fn advance(&self, d: Duration) {
         if let Ok(mut s) = self.state.lock() {
-            s.0 = s.0.plus_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            s.0 =
+                s.0.plus_ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
             s.1 += d;
         }
     }
@@ -68,7 +72,10 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn wall(&self) -> Timestamp {
-        self.state.lock().map(|s| s.0).unwrap_or(Timestamp::from_unix_ms(0))
+        self.state
+            .lock()
+            .map(|s| s.0)
+            .unwrap_or(Timestamp::from_unix_ms(0))
     }
     fn mono(&self) -> Instant {
         self.base + self.state.lock().map(|s| s.1).unwrap_or_default()
@@ -89,7 +96,11 @@ impl TestFileClock {
     /// A clock reading `path`; fails if the file does not hold a number of seconds.
     pub fn new(path: &std::path::Path) -> Result<Self, String> {
         let first = read_seconds(path)?;
-        Ok(TestFileClock { path: path.to_owned(), base: Instant::now(), state: Mutex::new((first, first)) })
+        Ok(TestFileClock {
+            path: path.to_owned(),
+            base: Instant::now(),
+            state: Mutex::new((first, first)),
+        })
     }
 
     fn read(&self) -> (i64, i64) {
@@ -107,8 +118,11 @@ impl TestFileClock {
 }
 
 fn read_seconds(path: &std::path::Path) -> Result<i64, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    text.trim().parse::<i64>().map_err(|_| format!("{} must hold Unix seconds", path.display()))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| format!("{} must hold Unix seconds", path.display()))
 }
 
 impl Clock for TestFileClock {
@@ -166,7 +180,13 @@ impl ClockGuard {
 
     /// Starts from a persisted last-seen wall time (heartbeat) after a restart. If the clock now
     /// reads more than `max_gap` past it, the guard starts untrusted.
-    pub fn resume(&mut self, last_seen: Option<Timestamp>, wall: Timestamp, mono: Instant, max_gap: Duration) -> Option<ClockAlert> {
+    pub fn resume(
+        &mut self,
+        last_seen: Option<Timestamp>,
+        wall: Timestamp,
+        mono: Instant,
+        max_gap: Duration,
+    ) -> Option<ClockAlert> {
         self.anchor = Some((wall, mono));
         let last = last_seen?;
         let gap = wall.unix_ms() - last.unix_ms();
@@ -182,12 +202,17 @@ impl ClockGuard {
     }
 
     /// Feeds a reading. An untrusted verdict is sticky until [`ClockGuard::confirm`].
-    pub fn observe(&mut self, wall: Timestamp, mono: Instant) -> (ClockVerdict, Option<ClockAlert>) {
+    pub fn observe(
+        &mut self,
+        wall: Timestamp,
+        mono: Instant,
+    ) -> (ClockVerdict, Option<ClockAlert>) {
         let Some((w0, m0)) = self.anchor else {
             self.anchor = Some((wall, mono));
             return (self.verdict, None);
         };
-        let elapsed = i64::try_from(mono.saturating_duration_since(m0).as_millis()).unwrap_or(i64::MAX);
+        let elapsed =
+            i64::try_from(mono.saturating_duration_since(m0).as_millis()).unwrap_or(i64::MAX);
         let drift = wall.unix_ms() - w0.unix_ms().saturating_add(elapsed);
         let mut alert = None;
         if drift > self.tolerance_ms {
@@ -230,20 +255,39 @@ mod tests {
     fn forward_jump_is_untrusted_until_confirmed() {
         let clock = ManualClock::new(T0);
         let mut g = ClockGuard::new(Duration::from_secs(60));
-        assert_eq!(g.observe(clock.wall(), clock.mono()).0, ClockVerdict::Trusted);
+        assert_eq!(
+            g.observe(clock.wall(), clock.mono()).0,
+            ClockVerdict::Trusted
+        );
         clock.advance(Duration::from_secs(3600));
-        assert_eq!(g.observe(clock.wall(), clock.mono()).0, ClockVerdict::Trusted);
+        assert_eq!(
+            g.observe(clock.wall(), clock.mono()).0,
+            ClockVerdict::Trusted
+        );
         clock.jump_wall(2 * 86_400_000);
         let (v, a) = g.observe(clock.wall(), clock.mono());
-        assert_eq!(v, ClockVerdict::Untrusted { ahead_ms: 2 * 86_400_000 });
-        assert_eq!(a, Some(ClockAlert::JumpedForward { ahead_ms: 2 * 86_400_000 }));
+        assert_eq!(
+            v,
+            ClockVerdict::Untrusted {
+                ahead_ms: 2 * 86_400_000
+            }
+        );
+        assert_eq!(
+            a,
+            Some(ClockAlert::JumpedForward {
+                ahead_ms: 2 * 86_400_000
+            })
+        );
         clock.advance(Duration::from_secs(10));
         let (v, a) = g.observe(clock.wall(), clock.mono());
         assert!(matches!(v, ClockVerdict::Untrusted { .. }));
         assert_eq!(a, None, "alert raised once");
         g.confirm(clock.wall(), clock.mono());
         clock.advance(Duration::from_secs(10));
-        assert_eq!(g.observe(clock.wall(), clock.mono()).0, ClockVerdict::Trusted);
+        assert_eq!(
+            g.observe(clock.wall(), clock.mono()).0,
+            ClockVerdict::Trusted
+        );
     }
 
     #[test]
@@ -254,23 +298,49 @@ mod tests {
         for _ in 0..100 {
             clock.advance(Duration::from_secs(3600));
             clock.jump_wall(30_000); // 30 s of slew per hour, re-anchored each time
-            assert_eq!(g.observe(clock.wall(), clock.mono()).0, ClockVerdict::Trusted);
+            assert_eq!(
+                g.observe(clock.wall(), clock.mono()).0,
+                ClockVerdict::Trusted
+            );
         }
         clock.jump_wall(-86_400_000);
         let (v, a) = g.observe(clock.wall(), clock.mono());
         assert_eq!(v, ClockVerdict::Trusted);
-        assert_eq!(a, Some(ClockAlert::JumpedBackward { behind_ms: 86_400_000 }));
+        assert_eq!(
+            a,
+            Some(ClockAlert::JumpedBackward {
+                behind_ms: 86_400_000
+            })
+        );
     }
 
     #[test]
     fn long_unobserved_gap_needs_confirm() {
         let clock = ManualClock::new(T0);
         let mut g = ClockGuard::new(Duration::from_secs(60));
-        let a = g.resume(Some(T0.plus_ms(-3 * 86_400_000)), clock.wall(), clock.mono(), Duration::from_secs(36 * 3600));
-        assert_eq!(a, Some(ClockAlert::UnobservedGap { gap_ms: 3 * 86_400_000 }));
+        let a = g.resume(
+            Some(T0.plus_ms(-3 * 86_400_000)),
+            clock.wall(),
+            clock.mono(),
+            Duration::from_secs(36 * 3600),
+        );
+        assert_eq!(
+            a,
+            Some(ClockAlert::UnobservedGap {
+                gap_ms: 3 * 86_400_000
+            })
+        );
         assert!(matches!(g.verdict(), ClockVerdict::Untrusted { .. }));
         let mut g = ClockGuard::new(Duration::from_secs(60));
-        assert_eq!(g.resume(Some(T0.plus_ms(-3_600_000)), clock.wall(), clock.mono(), Duration::from_secs(36 * 3600)), None);
+        assert_eq!(
+            g.resume(
+                Some(T0.plus_ms(-3_600_000)),
+                clock.wall(),
+                clock.mono(),
+                Duration::from_secs(36 * 3600)
+            ),
+            None
+        );
         assert_eq!(g.verdict(), ClockVerdict::Trusted);
     }
 }

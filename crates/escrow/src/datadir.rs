@@ -45,7 +45,9 @@ pub struct TlsPaths {
 impl DataDir {
     /// The escrow part of data folder `data`.
     pub fn new(data: &Path) -> Self {
-        DataDir { data: data.to_owned() }
+        DataDir {
+            data: data.to_owned(),
+        }
     }
     /// `DIR/escrow`.
     pub fn root(&self) -> PathBuf {
@@ -74,7 +76,12 @@ impl DataDir {
     /// TLS files.
     pub fn tls(&self) -> TlsPaths {
         let t = self.root().join("tls");
-        TlsPaths { ca_cert: t.join("ca.pem"), ca_key: t.join("ca.key"), server_cert: t.join("server.pem"), server_key: t.join("server.key") }
+        TlsPaths {
+            ca_cert: t.join("ca.pem"),
+            ca_key: t.join("ca.key"),
+            server_cert: t.join("server.pem"),
+            server_key: t.join("server.key"),
+        }
     }
     /// The gateway's token file.
     pub fn gateway_token(&self) -> PathBuf {
@@ -96,7 +103,10 @@ impl DataDir {
     }
     /// The URL written at init or by the running server.
     pub fn url(&self) -> Option<String> {
-        std::fs::read_to_string(self.url_file()).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+        std::fs::read_to_string(self.url_file())
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -143,10 +153,17 @@ pub struct InitReport {
 
 /// Creates the escrow part of data folder `data`: identity, keyring, database, TLS CA and
 /// server certificate, the first admin and the gateway account. Refuses an existing escrow.
-pub fn init(data: &Path, opts: &InitOptions, config: &ServiceConfig, clock: std::sync::Arc<dyn Clock>) -> Result<InitReport, EscrowError> {
+pub fn init(
+    data: &Path,
+    opts: &InitOptions,
+    config: &ServiceConfig,
+    clock: std::sync::Arc<dyn Clock>,
+) -> Result<InitReport, EscrowError> {
     let dir = DataDir::new(data);
     if dir.keyring().exists() || dir.identity_key().exists() || dir.database().exists() {
-        return Err(EscrowError::AlreadyExists { what: format!("an escrow in {}", dir.root().display()) });
+        return Err(EscrowError::AlreadyExists {
+            what: format!("an escrow in {}", dir.root().display()),
+        });
     }
     if !(1..=crate::ids::RetentionDays::MAX).contains(&opts.default_retention_days) {
         return Err(EscrowError::InvalidRetention {
@@ -167,25 +184,65 @@ pub fn init(data: &Path, opts: &InitOptions, config: &ServiceConfig, clock: std:
     crate::tls::create_ca_and_server(&dir.tls(), &opts.hosts)?;
     fsutil::write_atomic_public(&dir.url_file(), format!("{}\n", opts.url).as_bytes())?;
     let keyring = Keyring::create(&dir.keyring())?;
-    let store = SqliteStore::open(&dir.database()).map_err(EscrowError::storage("create the database"))?;
+    let store =
+        SqliteStore::open(&dir.database()).map_err(EscrowError::storage("create the database"))?;
     let svc = Service::assemble(Box::new(store), keyring, identity, config.clone(), clock)?;
     let (admin_token, gateway_token) = svc.bootstrap(opts)?;
-    fsutil::write_atomic_private(&dir.gateway_token(), format!("{}\n", gateway_token.expose().as_str()).as_bytes())?;
-    Ok(InitReport { admin_token, gateway_token_file: dir.gateway_token(), identity: identity_hex, ca_cert: dir.tls().ca_cert, url: opts.url.clone() })
+    fsutil::write_atomic_private(
+        &dir.gateway_token(),
+        format!("{}\n", gateway_token.expose().as_str()).as_bytes(),
+    )?;
+    Ok(InitReport {
+        admin_token,
+        gateway_token_file: dir.gateway_token(),
+        identity: identity_hex,
+        ca_cert: dir.tls().ca_cert,
+        url: opts.url.clone(),
+    })
 }
 
 impl Service {
     /// Creates the first admin and the gateway account and the default retention (init only).
     fn bootstrap(&self, opts: &InitOptions) -> Result<(Token, Token), EscrowError> {
         let out = self.write(|s, tx, _| {
-            if tx.operator_count().map_err(EscrowError::storage("count operators"))? != 0 {
-                return Err(EscrowError::AlreadyExists { what: "operators in this escrow".into() });
+            if tx
+                .operator_count()
+                .map_err(EscrowError::storage("count operators"))?
+                != 0
+            {
+                return Err(EscrowError::AlreadyExists {
+                    what: "operators in this escrow".into(),
+                });
             }
-            tx.meta_set("retention_default", opts.default_retention_days.to_string().as_bytes())
-                .map_err(EscrowError::storage("write the retention policy"))?;
-            let (admin, _) = s.create_operator(tx, &NewOperator { id: opts.admin.clone(), role: Role::Admin, public_key: None })?;
-            let (gateway, _) = s.create_operator(tx, &NewOperator { id: opts.gateway.clone(), role: Role::Gateway, public_key: None })?;
-            s.audit_append(tx, "init", "init", None, None, &format!("done: admin {}, gateway {}", opts.admin, opts.gateway))?;
+            tx.meta_set(
+                "retention_default",
+                opts.default_retention_days.to_string().as_bytes(),
+            )
+            .map_err(EscrowError::storage("write the retention policy"))?;
+            let (admin, _) = s.create_operator(
+                tx,
+                &NewOperator {
+                    id: opts.admin.clone(),
+                    role: Role::Admin,
+                    public_key: None,
+                },
+            )?;
+            let (gateway, _) = s.create_operator(
+                tx,
+                &NewOperator {
+                    id: opts.gateway.clone(),
+                    role: Role::Gateway,
+                    public_key: None,
+                },
+            )?;
+            s.audit_append(
+                tx,
+                "init",
+                "init",
+                None,
+                None,
+                &format!("done: admin {}, gateway {}", opts.admin, opts.gateway),
+            )?;
             Ok((admin, gateway))
         })?;
         self.tick()?;

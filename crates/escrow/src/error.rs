@@ -172,7 +172,10 @@ impl std::fmt::Display for ErrorCode {
 impl std::str::FromStr for ErrorCode {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s).ok_or(())
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or(())
     }
 }
 
@@ -185,9 +188,19 @@ pub enum EscrowError {
     #[error("the token of operator {operator} expired; ask an admin for a new token")]
     TokenExpired { operator: String },
     #[error("operator {operator} (role {role}) may not {action}; that needs the {needed} role")]
-    Forbidden { operator: String, role: String, action: &'static str, needed: String },
-    #[error("operator {operator} is {status}; acknowledge the confidentiality agreement or ask an admin")]
-    OperatorInactive { operator: String, status: &'static str },
+    Forbidden {
+        operator: String,
+        role: String,
+        action: &'static str,
+        needed: String,
+    },
+    #[error(
+        "operator {operator} is {status}; acknowledge the confidentiality agreement or ask an admin"
+    )]
+    OperatorInactive {
+        operator: String,
+        status: &'static str,
+    },
     #[error("a key release needs a purpose; state why you need to listen")]
     PurposeRequired,
     #[error("the purpose is {len} characters (at most {max}, no control characters); shorten it")]
@@ -203,24 +216,38 @@ pub enum EscrowError {
     #[error("epoch {epoch} is not offered by the escrow; refresh the epoch table")]
     UnknownEpoch { epoch: u32 },
     #[error("the key of recording {id} was shredded on {at}; it can never be recovered")]
-    KeyShredded { id: String, at: crate::ids::Timestamp },
-    #[error("epoch {epoch} is pending destruction; its keys are unusable unless an admin cancels the shred")]
+    KeyShredded {
+        id: String,
+        at: crate::ids::Timestamp,
+    },
+    #[error(
+        "epoch {epoch} is pending destruction; its keys are unusable unless an admin cancels the shred"
+    )]
     ShredPending { epoch: u32 },
     #[error("recording {id} was erased; it can never be released")]
-    Erased { id: String, at: Option<crate::ids::Timestamp> },
+    Erased {
+        id: String,
+        at: Option<crate::ids::Timestamp>,
+    },
     #[error("recording {id} is under legal hold; release the hold first")]
     LegalHold { id: String },
     #[error("recording {id} is not under legal hold")]
     NotHeld { id: String },
-    #[error("recording {id} was already deposited with different content; the gateway must not reuse ids")]
+    #[error(
+        "recording {id} was already deposited with different content; the gateway must not reuse ids"
+    )]
     DepositConflict { id: String },
     #[error("{what} already exists")]
     AlreadyExists { what: String },
-    #[error("the acknowledged agreement hash does not match the current confidentiality agreement; read it again and acknowledge the current text")]
+    #[error(
+        "the acknowledged agreement hash does not match the current confidentiality agreement; read it again and acknowledge the current text"
+    )]
     AgreementMismatch,
     #[error("the audit log could not be written, so the request was refused: {reason}")]
     AuditUnavailable { reason: String },
-    #[error("the wall clock is {ahead_ms} ms ahead of monotonic time; shredding is suspended until an admin confirms the clock")]
+    #[error(
+        "the wall clock is {ahead_ms} ms ahead of monotonic time; shredding is suspended until an admin confirms the clock"
+    )]
     ClockUntrusted { ahead_ms: i64 },
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -232,7 +259,9 @@ pub enum EscrowError {
     },
     #[error("key file {path} could not be used: {reason}")]
     KeyFile { path: String, reason: String },
-    #[error("cryptographic operation failed: {what}; the stored data may be corrupt or from another escrow")]
+    #[error(
+        "cryptographic operation failed: {what}; the stored data may be corrupt or from another escrow"
+    )]
     Crypto { what: &'static str },
     #[error("simulated crash at {point:?}")]
     InjectedCrash { point: crate::service::CrashPoint },
@@ -279,21 +308,38 @@ impl EscrowError {
         use serde_json::json;
         let v = match self {
             EscrowError::TokenExpired { operator } => json!({ "operator": operator }),
-            EscrowError::Forbidden { operator, role, action, needed } => {
+            EscrowError::Forbidden {
+                operator,
+                role,
+                action,
+                needed,
+            } => {
                 json!({ "operator": operator, "role": role, "action": action, "needed": needed })
             }
-            EscrowError::OperatorInactive { operator, status } => json!({ "operator": operator, "status": status }),
+            EscrowError::OperatorInactive { operator, status } => {
+                json!({ "operator": operator, "status": status })
+            }
             EscrowError::PurposeTooLong { len, max } => json!({ "len": len, "max": max }),
-            EscrowError::InvalidInput { field, reason } => json!({ "field": field, "reason": reason }),
-            EscrowError::InvalidRetention { days, min, max } => json!({ "days": days, "min": min, "max": max }),
+            EscrowError::InvalidInput { field, reason } => {
+                json!({ "field": field, "reason": reason })
+            }
+            EscrowError::InvalidRetention { days, min, max } => {
+                json!({ "days": days, "min": min, "max": max })
+            }
             EscrowError::UnknownRecording { id }
             | EscrowError::LegalHold { id }
             | EscrowError::NotHeld { id }
             | EscrowError::DepositConflict { id } => json!({ "id": id }),
             EscrowError::UnknownOperator { id } => json!({ "id": id }),
-            EscrowError::UnknownEpoch { epoch } | EscrowError::ShredPending { epoch } => json!({ "epoch": epoch }),
-            EscrowError::KeyShredded { id, at } => json!({ "id": id, "at": at, "date": at.to_string() }),
-            EscrowError::Erased { id, at } => json!({ "id": id, "at": at, "date": at.map(|t| t.to_string()) }),
+            EscrowError::UnknownEpoch { epoch } | EscrowError::ShredPending { epoch } => {
+                json!({ "epoch": epoch })
+            }
+            EscrowError::KeyShredded { id, at } => {
+                json!({ "id": id, "at": at, "date": at.to_string() })
+            }
+            EscrowError::Erased { id, at } => {
+                json!({ "id": id, "at": at, "date": at.map(|t| t.to_string()) })
+            }
             EscrowError::AlreadyExists { what } => json!({ "what": what }),
             EscrowError::ClockUntrusted { ahead_ms } => json!({ "ahead_ms": ahead_ms }),
             EscrowError::PayloadTooLarge { limit } => json!({ "limit": limit }),
@@ -310,15 +356,27 @@ impl EscrowError {
     pub fn to_api(&self) -> crate::model::ApiError {
         let code = self.code();
         let message = match code {
-            ErrorCode::Storage => "the escrow's storage failed; the request had no effect; retry later".to_owned(),
-            ErrorCode::Internal => "internal error in the escrow; the request had no effect; see the escrow's log".to_owned(),
+            ErrorCode::Storage => {
+                "the escrow's storage failed; the request had no effect; retry later".to_owned()
+            }
+            ErrorCode::Internal => {
+                "internal error in the escrow; the request had no effect; see the escrow's log"
+                    .to_owned()
+            }
             _ => self.to_string(),
         };
-        crate::model::ApiError { code, message, detail: self.detail() }
+        crate::model::ApiError {
+            code,
+            message,
+            detail: self.detail(),
+        }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        EscrowError::InvalidInput { field, reason: reason.into() }
+        EscrowError::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn storage(context: &'static str) -> impl FnOnce(crate::store::StoreError) -> Self {

@@ -20,9 +20,16 @@ pub(crate) fn write_atomic_public(path: &Path, bytes: &[u8]) -> Result<(), Escro
 }
 
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), EscrowError> {
-    let err = |reason: String| EscrowError::KeyFile { path: path.display().to_string(), reason };
-    let dir = path.parent().ok_or_else(|| err("has no parent directory".into()))?;
-    let name = path.file_name().ok_or_else(|| err("has no file name".into()))?;
+    let err = |reason: String| EscrowError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let dir = path
+        .parent()
+        .ok_or_else(|| err("has no parent directory".into()))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| err("has no file name".into()))?;
     let mut tmp_name = name.to_os_string();
     tmp_name.push(".tmp");
     let tmp = dir.join(tmp_name);
@@ -74,7 +81,10 @@ fn open_new(path: &Path, mode: u32) -> std::io::Result<File> {
 
 /// Reads a private file, refusing one that others can read (Unix).
 pub(crate) fn read_private(path: &Path) -> Result<Vec<u8>, EscrowError> {
-    let err = |reason: String| EscrowError::KeyFile { path: path.display().to_string(), reason };
+    let err = |reason: String| EscrowError::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -104,7 +114,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
             assert!(read_private(&p).is_err());
         }

@@ -80,7 +80,10 @@ fn check_token(
         return Err(EscrowError::invalid(field, "must not be empty"));
     }
     if s.len() > max {
-        return Err(EscrowError::invalid(field, format!("longer than {max} bytes")));
+        return Err(EscrowError::invalid(
+            field,
+            format!("longer than {max} bytes"),
+        ));
     }
     if let Some(bad) = s.bytes().find(|b| !allowed(*b)) {
         return Err(EscrowError::invalid(
@@ -209,7 +212,10 @@ impl Purpose {
     /// Validates a purpose statement.
     pub fn new(s: &str) -> Result<Self, EscrowError> {
         check_text(s, PURPOSE_MAX, EscrowError::PurposeRequired, |len| {
-            EscrowError::PurposeTooLong { len, max: PURPOSE_MAX }
+            EscrowError::PurposeTooLong {
+                len,
+                max: PURPOSE_MAX,
+            }
         })
         .map(Purpose)
     }
@@ -231,7 +237,12 @@ impl Reason {
             s,
             REASON_MAX,
             EscrowError::invalid("reason", "must not be empty"),
-            |len| EscrowError::invalid("reason", format!("{len} characters; at most {REASON_MAX}, no control characters")),
+            |len| {
+                EscrowError::invalid(
+                    "reason",
+                    format!("{len} characters; at most {REASON_MAX}, no control characters"),
+                )
+            },
         )
         .map(Reason)
     }
@@ -287,7 +298,10 @@ impl FromStr for Role {
             "auditor" => Ok(Role::Auditor),
             "listener" => Ok(Role::Listener),
             "gateway" => Ok(Role::Gateway),
-            _ => Err(EscrowError::invalid("role", "expected admin, auditor, listener or gateway")),
+            _ => Err(EscrowError::invalid(
+                "role",
+                "expected admin, auditor, listener or gateway",
+            )),
         }
     }
 }
@@ -307,7 +321,11 @@ impl RetentionDays {
     /// with a clear error rather than wrapping).
     pub fn new(days: i64) -> Result<Self, EscrowError> {
         if days < i64::from(Self::MIN) || days > i64::from(Self::MAX) {
-            return Err(EscrowError::InvalidRetention { days, min: Self::MIN, max: Self::MAX });
+            return Err(EscrowError::InvalidRetention {
+                days,
+                min: Self::MIN,
+                max: Self::MAX,
+            });
         }
         Ok(RetentionDays(days as u32))
     }
@@ -329,39 +347,89 @@ mod tests {
 
     #[test]
     fn traversal_looking_ids_are_rejected() {
-        for bad in ["../etc", "a/b", "..", ".x", "", "A", "a b", "a\0", "a%2f", &"x".repeat(65)] {
+        for bad in [
+            "../etc",
+            "a/b",
+            "..",
+            ".x",
+            "",
+            "A",
+            "a b",
+            "a\0",
+            "a%2f",
+            &"x".repeat(65),
+        ] {
             assert!(OperatorId::new(bad).is_err(), "{bad:?} accepted");
             assert!(GatewayId::new(bad).is_err(), "{bad:?} accepted");
         }
-        assert_eq!(OperatorId::new("alice_2").map(|o| o.to_string()).ok().as_deref(), Some("alice_2"));
+        assert_eq!(
+            OperatorId::new("alice_2")
+                .map(|o| o.to_string())
+                .ok()
+                .as_deref(),
+            Some("alice_2")
+        );
         assert!(LineId::new("../x").is_err());
         assert!(LineId::new("..").is_err());
-        assert_eq!(OperatorId::new("dr.meyer").map(|o| o.to_string()).ok().as_deref(), Some("dr.meyer"));
+        assert_eq!(
+            OperatorId::new("dr.meyer")
+                .map(|o| o.to_string())
+                .ok()
+                .as_deref(),
+            Some("dr.meyer")
+        );
         assert!(LineId::new("+4930123.ivf").is_ok());
     }
 
     #[test]
     fn purpose_bounds() {
-        assert_eq!(Purpose::new("  ").map(|_| ()).map_err(|e| e.code()), Err(crate::ErrorCode::PurposeRequired));
+        assert_eq!(
+            Purpose::new("  ").map(|_| ()).map_err(|e| e.code()),
+            Err(crate::ErrorCode::PurposeRequired)
+        );
         let long = "x".repeat(PURPOSE_MAX + 1);
-        assert_eq!(Purpose::new(&long).map(|_| ()).map_err(|e| e.code()), Err(crate::ErrorCode::PurposeTooLong));
-        assert_eq!(Purpose::new("a\u{7}b").map(|_| ()).map_err(|e| e.code()), Err(crate::ErrorCode::PurposeTooLong));
-        assert_eq!(Purpose::new(" quality review ").map(|p| p.as_str().to_owned()).ok().as_deref(), Some("quality review"));
+        assert_eq!(
+            Purpose::new(&long).map(|_| ()).map_err(|e| e.code()),
+            Err(crate::ErrorCode::PurposeTooLong)
+        );
+        assert_eq!(
+            Purpose::new("a\u{7}b").map(|_| ()).map_err(|e| e.code()),
+            Err(crate::ErrorCode::PurposeTooLong)
+        );
+        assert_eq!(
+            Purpose::new(" quality review ")
+                .map(|p| p.as_str().to_owned())
+                .ok()
+                .as_deref(),
+            Some("quality review")
+        );
     }
 
     #[test]
     fn retention_bounds() {
         for bad in [-1, 0, 3651, i64::MAX, i64::MIN] {
-            assert_eq!(RetentionDays::new(bad).map_err(|e| e.code()), Err(crate::ErrorCode::InvalidRetention));
+            assert_eq!(
+                RetentionDays::new(bad).map_err(|e| e.code()),
+                Err(crate::ErrorCode::InvalidRetention)
+            );
         }
-        assert_eq!(RetentionDays::new(30).map(RetentionDays::get).ok(), Some(30));
+        assert_eq!(
+            RetentionDays::new(30).map(RetentionDays::get).ok(),
+            Some(30)
+        );
         assert!(serde_json::from_str::<RetentionDays>("-5").is_err());
     }
 
     #[test]
     fn timestamp_formats_rfc3339() {
-        assert_eq!(Timestamp::from_unix_ms(0).to_string(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(Timestamp::from_unix_ms(1_764_720_000_123).to_string(), "2025-12-03T00:00:00.123Z");
+        assert_eq!(
+            Timestamp::from_unix_ms(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            Timestamp::from_unix_ms(1_764_720_000_123).to_string(),
+            "2025-12-03T00:00:00.123Z"
+        );
         assert_eq!(Timestamp::from_unix_ms(-1).day(), -1);
     }
 }

@@ -80,8 +80,9 @@ struct TableKey {
 impl TableKey {
     fn generate(generation: u64) -> Result<Self, EscrowError> {
         let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(key.as_mut_slice())
-            .map_err(|_| EscrowError::Crypto { what: "OS randomness for a table key" })?;
+        getrandom::fill(key.as_mut_slice()).map_err(|_| EscrowError::Crypto {
+            what: "OS randomness for a table key",
+        })?;
         Ok(TableKey { generation, key })
     }
 
@@ -91,12 +92,22 @@ impl TableKey {
 
     fn seal(&self, slot: &RowSlot, plaintext: &[u8]) -> Result<Vec<u8>, EscrowError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|_| EscrowError::Crypto { what: "OS randomness for a nonce" })?;
+        getrandom::fill(&mut nonce).map_err(|_| EscrowError::Crypto {
+            what: "OS randomness for a nonce",
+        })?;
         let aad = slot.aad();
         let ct = self
             .cipher()
-            .encrypt(&nonce.into(), Payload { msg: plaintext, aad: &aad })
-            .map_err(|_| EscrowError::Crypto { what: "sealing a row" })?;
+            .encrypt(
+                &nonce.into(),
+                Payload {
+                    msg: plaintext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| EscrowError::Crypto {
+                what: "sealing a row",
+            })?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(ROW_VERSION);
         out.extend_from_slice(&nonce);
@@ -105,12 +116,16 @@ impl TableKey {
     }
 
     fn open(&self, slot: &RowSlot, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, EscrowError> {
-        let bad = EscrowError::Crypto { what: "opening a sealed row" };
+        let bad = EscrowError::Crypto {
+            what: "opening a sealed row",
+        };
         if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed.first() != Some(&ROW_VERSION) {
             return Err(bad);
         }
         let (nonce, ct) = sealed[1..].split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| EscrowError::Crypto { what: "nonce length" })?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| EscrowError::Crypto {
+            what: "nonce length",
+        })?;
         let aad = slot.aad();
         self.cipher()
             .decrypt(&nonce.into(), Payload { msg: ct, aad: &aad })
@@ -135,7 +150,11 @@ impl Keyring {
                 reason: "already exists; refusing to overwrite a keyring".into(),
             });
         }
-        let kr = Keyring { path: path.to_owned(), current: TableKey::generate(1)?, staged: None };
+        let kr = Keyring {
+            path: path.to_owned(),
+            current: TableKey::generate(1)?,
+            staged: None,
+        };
         kr.persist()?;
         Ok(kr)
     }
@@ -172,11 +191,18 @@ impl Keyring {
         let staged = if staged_flag == 1 {
             let mut k = Zeroizing::new([0u8; 32]);
             k.copy_from_slice(&body[46..78]);
-            Some(TableKey { generation: generation.wrapping_add(1), key: k })
+            Some(TableKey {
+                generation: generation.wrapping_add(1),
+                key: k,
+            })
         } else {
             None
         };
-        Ok(Keyring { path: path.to_owned(), current, staged })
+        Ok(Keyring {
+            path: path.to_owned(),
+            current,
+            staged,
+        })
     }
 
     /// The generation of the table key rows are currently sealed under.
@@ -195,7 +221,11 @@ impl Keyring {
     }
 
     /// Opens a value sealed under the current key.
-    pub fn open_row(&self, slot: &RowSlot, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, EscrowError> {
+    pub fn open_row(
+        &self,
+        slot: &RowSlot,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, EscrowError> {
         self.current.open(slot, sealed)
     }
 
@@ -277,9 +307,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let kr = Keyring::create(&dir.path().join("keyring")).unwrap();
         let sealed = kr.seal(&RowSlot::EpochSecret(7), b"secret").unwrap();
-        assert_eq!(kr.open_row(&RowSlot::EpochSecret(7), &sealed).unwrap().as_slice(), b"secret");
+        assert_eq!(
+            kr.open_row(&RowSlot::EpochSecret(7), &sealed)
+                .unwrap()
+                .as_slice(),
+            b"secret"
+        );
         assert!(kr.open_row(&RowSlot::EpochSecret(8), &sealed).is_err());
-        assert!(kr.open_row(&RowSlot::RecordingKey([0; 16]), &sealed).is_err());
+        assert!(
+            kr.open_row(&RowSlot::RecordingKey([0; 16]), &sealed)
+                .is_err()
+        );
         let mut tampered = sealed.clone();
         if let Some(b) = tampered.last_mut() {
             *b ^= 1;
@@ -301,11 +339,27 @@ mod tests {
         let old_key = kr.current_key_bytes();
         kr.commit_next().unwrap();
         let reopened = Keyring::open(&path).unwrap();
-        assert_eq!((reopened.generation(), reopened.staged_generation()), (2, None));
-        assert_eq!(reopened.open_row(&RowSlot::Named("x".into()), &new).unwrap().as_slice(), b"v");
-        assert!(reopened.open_row(&RowSlot::Named("x".into()), &old).is_err());
+        assert_eq!(
+            (reopened.generation(), reopened.staged_generation()),
+            (2, None)
+        );
+        assert_eq!(
+            reopened
+                .open_row(&RowSlot::Named("x".into()), &new)
+                .unwrap()
+                .as_slice(),
+            b"v"
+        );
+        assert!(
+            reopened
+                .open_row(&RowSlot::Named("x".into()), &old)
+                .is_err()
+        );
         let file = std::fs::read(&path).unwrap();
-        assert!(!file.windows(32).any(|w| w == old_key), "old table key left in the file");
+        assert!(
+            !file.windows(32).any(|w| w == old_key),
+            "old table key left in the file"
+        );
     }
 
     #[test]
@@ -316,6 +370,9 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[20] ^= 0xff;
         fsutil::write_atomic_private(&path, &bytes).unwrap();
-        assert!(matches!(Keyring::open(&path), Err(EscrowError::KeyFile { .. })));
+        assert!(matches!(
+            Keyring::open(&path),
+            Err(EscrowError::KeyFile { .. })
+        ));
     }
 }

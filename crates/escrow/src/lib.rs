@@ -36,7 +36,9 @@ mod wire;
 pub use clock::{Clock, ManualClock, SystemClock, TestFileClock};
 pub use datadir::{DataDir, InitOptions, InitReport};
 pub use error::{ErrorCode, EscrowError};
-pub use ids::{CallerCode, GatewayId, LineId, OperatorId, Purpose, Reason, RetentionDays, Role, Timestamp};
+pub use ids::{
+    CallerCode, GatewayId, LineId, OperatorId, Purpose, Reason, RetentionDays, Role, Timestamp,
+};
 pub use link::{GatewayLink, LocalGateway};
 pub use model::*;
 pub use secret::{IdentityKey, Token};

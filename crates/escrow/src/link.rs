@@ -23,9 +23,16 @@ pub trait GatewayLink: Send + Sync {
     /// The signed epoch table (verify it with the pinned identity).
     fn epoch_table(&self) -> impl Future<Output = Result<SignedEpochTable, ClientError>> + Send;
     /// Deposits a batch (at most [`crate::server::MAX_BATCH`]).
-    fn deposit_batch(&self, deposits: Vec<Deposit>) -> impl Future<Output = Result<DepositResults, ClientError>> + Send;
+    fn deposit_batch(
+        &self,
+        deposits: Vec<Deposit>,
+    ) -> impl Future<Output = Result<DepositResults, ClientError>> + Send;
     /// Erases a recording (withdrawn consent), also before its deposit arrived.
-    fn erase(&self, id: RecordingId, reason: String) -> impl Future<Output = Result<(), ClientError>> + Send;
+    fn erase(
+        &self,
+        id: RecordingId,
+        reason: String,
+    ) -> impl Future<Output = Result<(), ClientError>> + Send;
     /// Health of the escrow.
     fn health(&self) -> impl Future<Output = Result<Health, ClientError>> + Send;
 }
@@ -40,15 +47,23 @@ pub struct LocalGateway {
 impl LocalGateway {
     /// A link for gateway `id` (the gateway account created at init is `gateway`).
     pub fn new(svc: Arc<Service>, id: &GatewayId) -> Result<Self, EscrowError> {
-        Ok(LocalGateway { svc, actor: Actor::local_gateway(id)? })
+        Ok(LocalGateway {
+            svc,
+            actor: Actor::local_gateway(id)?,
+        })
     }
 
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce(&Service, &Actor) -> Result<T, EscrowError> + Send + 'static) -> Result<T, ClientError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Service, &Actor) -> Result<T, EscrowError> + Send + 'static,
+    ) -> Result<T, ClientError> {
         let svc = self.svc.clone();
         let actor = self.actor.clone();
         match tokio::task::spawn_blocking(move || f(&svc, &actor)).await {
             Ok(r) => r.map_err(|e| ClientError::from_escrow(&e)),
-            Err(e) => Err(ClientError::from_escrow(&EscrowError::Internal { what: e.to_string() })),
+            Err(e) => Err(ClientError::from_escrow(&EscrowError::Internal {
+                what: e.to_string(),
+            })),
         }
     }
 }
@@ -58,7 +73,13 @@ impl GatewayLink for LocalGateway {
         self.run(|s, a| s.epoch_table(a)).await
     }
     async fn deposit_batch(&self, deposits: Vec<Deposit>) -> Result<DepositResults, ClientError> {
-        self.run(move |s, a| Ok(s.deposit_batch(a, &deposits)?.into_iter().map(|r| r.map_err(|e| e.to_api())).collect())).await
+        self.run(move |s, a| {
+            Ok(s.deposit_batch(a, &deposits)?
+                .into_iter()
+                .map(|r| r.map_err(|e| e.to_api()))
+                .collect())
+        })
+        .await
     }
     async fn erase(&self, id: RecordingId, reason: String) -> Result<(), ClientError> {
         self.run(move |s, a| s.erase(a, &id, &reason)).await

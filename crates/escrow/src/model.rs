@@ -32,7 +32,12 @@ impl ConsentEvidence {
     /// `callseal-consent-v1|<recording id>|<digit or ->|<decided_at ms>|<prompt_sha256>`.
     pub fn signed_message(&self, recording: &RecordingId) -> Vec<u8> {
         let digit = self.digit.map_or_else(|| "-".to_owned(), |d| d.to_string());
-        format!("callseal-consent-v1|{recording}|{digit}|{}|{}", self.decided_at.unix_ms(), self.prompt_sha256).into_bytes()
+        format!(
+            "callseal-consent-v1|{recording}|{digit}|{}|{}",
+            self.decided_at.unix_ms(),
+            self.prompt_sha256
+        )
+        .into_bytes()
     }
 }
 

@@ -124,12 +124,22 @@ impl RetentionScheduler {
     }
 
     /// After a (re)start: compare the persisted heartbeat with the current reading.
-    pub fn resume(&mut self, last_seen: Option<Timestamp>, wall: Timestamp, mono: Instant) -> Option<ClockAlert> {
-        self.guard.resume(last_seen, wall, mono, self.config.max_unobserved_gap)
+    pub fn resume(
+        &mut self,
+        last_seen: Option<Timestamp>,
+        wall: Timestamp,
+        mono: Instant,
+    ) -> Option<ClockAlert> {
+        self.guard
+            .resume(last_seen, wall, mono, self.config.max_unobserved_gap)
     }
 
     /// Checks the clock only (used before any destructive action outside `plan`).
-    pub fn check_clock(&mut self, wall: Timestamp, mono: Instant) -> (ClockVerdict, Option<ClockAlert>) {
+    pub fn check_clock(
+        &mut self,
+        wall: Timestamp,
+        mono: Instant,
+    ) -> (ClockVerdict, Option<ClockAlert>) {
         self.guard.observe(wall, mono)
     }
 
@@ -149,7 +159,13 @@ impl RetentionScheduler {
     }
 
     /// Plans one round from `epochs` (all non-destroyed epochs) and the retention periods in use.
-    pub fn plan(&mut self, wall: Timestamp, mono: Instant, epochs: &[EpochView], retention_days: &[u32]) -> Plan {
+    pub fn plan(
+        &mut self,
+        wall: Timestamp,
+        mono: Instant,
+        epochs: &[EpochView],
+        retention_days: &[u32],
+    ) -> Plan {
         let (clock, alert) = self.guard.observe(wall, mono);
         let mut actions = Vec::new();
         if let Some(a) = alert {
@@ -170,12 +186,17 @@ impl RetentionScheduler {
         for v in epochs {
             let (due_at, action) = match v.phase {
                 EpochPhase::Active => {
-                    let at = v.deferred_until.map_or(v.shred_after, |d| d.max(v.shred_after));
+                    let at = v
+                        .deferred_until
+                        .map_or(v.shred_after, |d| d.max(v.shred_after));
                     (at, RetentionAction::BeginShred(v.epoch))
                 }
                 EpochPhase::PendingDestruction => {
                     let since = v.pending_since.unwrap_or(v.shred_after);
-                    (since.plus_ms(window), RetentionAction::CompleteShred(v.epoch))
+                    (
+                        since.plus_ms(window),
+                        RetentionAction::CompleteShred(v.epoch),
+                    )
                 }
                 EpochPhase::Destroyed => continue,
             };
@@ -189,14 +210,21 @@ impl RetentionScheduler {
         }
         // Tomorrow's epochs must exist before the day starts.
         note(Timestamp::start_of_day(wall.day() + 1));
-        Plan { actions, clock, blocked, next_due }
+        Plan {
+            actions,
+            clock,
+            blocked,
+            next_due,
+        }
     }
 
     fn wanted_epochs(&self, wall: Timestamp, retention_days: &[u32]) -> Vec<u32> {
         let today = wall.day();
         let mut out: Vec<u32> = retention_days
             .iter()
-            .flat_map(|d| (0..=self.config.lookahead_days).map(move |o| today + i64::from(*d) + i64::from(o)))
+            .flat_map(|d| {
+                (0..=self.config.lookahead_days).map(move |o| today + i64::from(*d) + i64::from(o))
+            })
             .filter_map(|e| u32::try_from(e).ok())
             .collect();
         out.sort_unstable();
@@ -225,19 +253,39 @@ mod tests {
     const T0: Timestamp = Timestamp::from_unix_ms(1_764_720_000_000); // 2025-12-03T00:00Z
 
     fn view(epoch: u32, phase: EpochPhase, pending_since: Option<Timestamp>) -> EpochView {
-        EpochView { epoch, phase, shred_after: shred_after(epoch), pending_since, deferred_until: None }
+        EpochView {
+            epoch,
+            phase,
+            shred_after: shred_after(epoch),
+            pending_since,
+            deferred_until: None,
+        }
     }
 
     #[test]
     fn creates_epochs_ahead_for_each_policy() {
         let clock = ManualClock::new(T0);
-        let mut s = RetentionScheduler::new(RetentionConfig { lookahead_days: 2, ..Default::default() });
-        let plan = s.plan(clock.wall(), clock.mono(), &[view(20_425 + 30, EpochPhase::Active, None)], &[30, 90]);
+        let mut s = RetentionScheduler::new(RetentionConfig {
+            lookahead_days: 2,
+            ..Default::default()
+        });
+        let plan = s.plan(
+            clock.wall(),
+            clock.mono(),
+            &[view(20_425 + 30, EpochPhase::Active, None)],
+            &[30, 90],
+        );
         let today = 20_425;
         assert_eq!(T0.day(), today);
         assert_eq!(
             plan.actions,
-            vec![RetentionAction::CreateEpochs(vec![today as u32 + 31, today as u32 + 32, today as u32 + 90, today as u32 + 91, today as u32 + 92])]
+            vec![RetentionAction::CreateEpochs(vec![
+                today as u32 + 31,
+                today as u32 + 32,
+                today as u32 + 90,
+                today as u32 + 91,
+                today as u32 + 92
+            ])]
         );
     }
 
@@ -251,14 +299,30 @@ mod tests {
         assert!(!p.actions.contains(&RetentionAction::BeginShred(e)));
         assert_eq!(p.next_due, Some(shred_after(e)));
         clock.advance(Duration::from_millis(86_400_000 - 1));
-        assert!(!s.plan(clock.wall(), clock.mono(), &active, &[]).actions.contains(&RetentionAction::BeginShred(e)));
+        assert!(
+            !s.plan(clock.wall(), clock.mono(), &active, &[])
+                .actions
+                .contains(&RetentionAction::BeginShred(e))
+        );
         clock.advance(Duration::from_millis(1));
-        assert!(s.plan(clock.wall(), clock.mono(), &active, &[]).actions.contains(&RetentionAction::BeginShred(e)));
+        assert!(
+            s.plan(clock.wall(), clock.mono(), &active, &[])
+                .actions
+                .contains(&RetentionAction::BeginShred(e))
+        );
         let pending = [view(e, EpochPhase::PendingDestruction, Some(clock.wall()))];
         clock.advance(Duration::from_secs(3599));
-        assert!(!s.plan(clock.wall(), clock.mono(), &pending, &[]).actions.contains(&RetentionAction::CompleteShred(e)));
+        assert!(
+            !s.plan(clock.wall(), clock.mono(), &pending, &[])
+                .actions
+                .contains(&RetentionAction::CompleteShred(e))
+        );
         clock.advance(Duration::from_secs(1));
-        assert!(s.plan(clock.wall(), clock.mono(), &pending, &[]).actions.contains(&RetentionAction::CompleteShred(e)));
+        assert!(
+            s.plan(clock.wall(), clock.mono(), &pending, &[])
+                .actions
+                .contains(&RetentionAction::CompleteShred(e))
+        );
     }
 
     #[test]
@@ -272,10 +336,18 @@ mod tests {
         let p = s.plan(clock.wall(), clock.mono(), &active, &[]);
         assert!(matches!(p.clock, ClockVerdict::Untrusted { .. }));
         assert_eq!(p.blocked, vec![e]);
-        assert!(p.actions.iter().any(|a| matches!(a, RetentionAction::Alert(ClockAlert::JumpedForward { .. }))));
+        assert!(
+            p.actions
+                .iter()
+                .any(|a| matches!(a, RetentionAction::Alert(ClockAlert::JumpedForward { .. })))
+        );
         assert!(!p.actions.contains(&RetentionAction::BeginShred(e)));
         s.confirm_clock(clock.wall(), clock.mono());
-        assert!(s.plan(clock.wall(), clock.mono(), &active, &[]).actions.contains(&RetentionAction::BeginShred(e)));
+        assert!(
+            s.plan(clock.wall(), clock.mono(), &active, &[])
+                .actions
+                .contains(&RetentionAction::BeginShred(e))
+        );
     }
 
     #[test]
@@ -288,13 +360,20 @@ mod tests {
         let p = s.plan(clock.wall(), clock.mono(), &[v.clone()], &[]);
         assert!(!p.actions.contains(&RetentionAction::BeginShred(e)));
         clock.advance(Duration::from_secs(1));
-        assert!(s.plan(clock.wall(), clock.mono(), &[v], &[]).actions.contains(&RetentionAction::BeginShred(e)));
+        assert!(
+            s.plan(clock.wall(), clock.mono(), &[v], &[])
+                .actions
+                .contains(&RetentionAction::BeginShred(e))
+        );
     }
 
     #[test]
     fn epoch_arithmetic() {
         assert_eq!(epoch_for(T0, 30), Some(T0.day() as u32 + 30));
-        assert_eq!(epoch_for(T0.plus_ms(DAY_MS - 1), 1), Some(T0.day() as u32 + 1));
+        assert_eq!(
+            epoch_for(T0.plus_ms(DAY_MS - 1), 1),
+            Some(T0.day() as u32 + 1)
+        );
         assert_eq!(shred_after(T0.day() as u32), T0.plus_ms(DAY_MS));
     }
 }

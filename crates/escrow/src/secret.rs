@@ -22,19 +22,27 @@ impl Token {
     /// A fresh token from OS randomness.
     pub fn generate() -> Result<Self, EscrowError> {
         let mut bytes = Zeroizing::new([0u8; 32]);
-        getrandom::fill(bytes.as_mut_slice())
-            .map_err(|_| EscrowError::Crypto { what: "OS randomness for a token" })?;
+        getrandom::fill(bytes.as_mut_slice()).map_err(|_| EscrowError::Crypto {
+            what: "OS randomness for a token",
+        })?;
         Ok(Token { bytes })
     }
 
     /// Parses the text form `cs1_<64 lowercase hex>`.
     pub fn parse(s: &str) -> Result<Self, EscrowError> {
-        let hexpart = s.strip_prefix(TOKEN_PREFIX).ok_or(EscrowError::Unauthenticated)?;
-        if hexpart.len() != 64 || !hexpart.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        let hexpart = s
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or(EscrowError::Unauthenticated)?;
+        if hexpart.len() != 64
+            || !hexpart
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(EscrowError::Unauthenticated);
         }
         let mut bytes = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(hexpart, bytes.as_mut_slice()).map_err(|_| EscrowError::Unauthenticated)?;
+        hex::decode_to_slice(hexpart, bytes.as_mut_slice())
+            .map_err(|_| EscrowError::Unauthenticated)?;
         Ok(Token { bytes })
     }
 
@@ -63,9 +71,12 @@ impl IdentityKey {
     /// A fresh identity from OS randomness.
     pub fn generate() -> Result<Self, EscrowError> {
         let mut seed = Zeroizing::new([0u8; 32]);
-        getrandom::fill(seed.as_mut_slice())
-            .map_err(|_| EscrowError::Crypto { what: "OS randomness for the identity key" })?;
-        Ok(IdentityKey { key: SigningKey::from_bytes(&seed) })
+        getrandom::fill(seed.as_mut_slice()).map_err(|_| EscrowError::Crypto {
+            what: "OS randomness for the identity key",
+        })?;
+        Ok(IdentityKey {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// Loads the identity key file (mode 0600 required).
@@ -80,7 +91,9 @@ impl IdentityKey {
         }
         let mut seed = Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&bytes[8..40]);
-        Ok(IdentityKey { key: SigningKey::from_bytes(&seed) })
+        Ok(IdentityKey {
+            key: SigningKey::from_bytes(&seed),
+        })
     }
 
     /// Writes the identity key file (0600, atomic).
@@ -105,7 +118,8 @@ impl IdentityKey {
 
 /// Verifies an Ed25519 signature strictly (rejects small-order keys and malleable signatures).
 pub fn verify_signature(key: &VerifyingKey, msg: &[u8], sig: &[u8; 64]) -> bool {
-    key.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig)).is_ok()
+    key.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -119,7 +133,13 @@ mod tests {
         assert_eq!(text.len(), 68);
         let back = Token::parse(&text).unwrap();
         assert_eq!(back.hash(), t.hash());
-        for bad in ["", "cs1_", "cs1_XYZ", &text.to_uppercase(), &format!("{}0", text.as_str())] {
+        for bad in [
+            "",
+            "cs1_",
+            "cs1_XYZ",
+            &text.to_uppercase(),
+            &format!("{}0", text.as_str()),
+        ] {
             assert!(Token::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

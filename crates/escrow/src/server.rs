@@ -57,14 +57,31 @@ pub struct Server {
 impl Server {
     /// Binds the listener and loads the TLS files of `dir`; writes the bound URL to
     /// `escrow/escrow.url` so local clients find it.
-    pub async fn bind(svc: Arc<Service>, dir: &DataDir, cfg: &ServerConfig) -> Result<Server, EscrowError> {
+    pub async fn bind(
+        svc: Arc<Service>,
+        dir: &DataDir,
+        cfg: &ServerConfig,
+    ) -> Result<Server, EscrowError> {
         let tls = crate::tls::server_config(&dir.tls())?;
         let listener = TcpListener::bind(cfg.listen)
             .await
-            .map_err(|e| EscrowError::Internal { what: format!("cannot listen on {}: {e}", cfg.listen) })?;
-        let local = listener.local_addr().map_err(|e| EscrowError::Internal { what: e.to_string() })?;
-        let server = Server { listener, acceptor: TlsAcceptor::from(tls), svc, tick: cfg.tick, local };
-        crate::fsutil::write_atomic_public(&dir.url_file(), format!("{}\n", server.url()).as_bytes())?;
+            .map_err(|e| EscrowError::Internal {
+                what: format!("cannot listen on {}: {e}", cfg.listen),
+            })?;
+        let local = listener.local_addr().map_err(|e| EscrowError::Internal {
+            what: e.to_string(),
+        })?;
+        let server = Server {
+            listener,
+            acceptor: TlsAcceptor::from(tls),
+            svc,
+            tick: cfg.tick,
+            local,
+        };
+        crate::fsutil::write_atomic_public(
+            &dir.url_file(),
+            format!("{}\n", server.url()).as_bytes(),
+        )?;
         Ok(server)
     }
 
@@ -125,9 +142,18 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/identity", get(identity))
-        .route("/v1/whoami", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.whoami(a))))
-        .route("/v1/epochs/table", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.epoch_table(a))))
-        .route("/v1/epochs", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.epochs(a))))
+        .route(
+            "/v1/whoami",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.whoami(a))),
+        )
+        .route(
+            "/v1/epochs/table",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.epoch_table(a))),
+        )
+        .route(
+            "/v1/epochs",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.epochs(a))),
+        )
         .route("/v1/epochs/{epoch}/cancel", post(cancel_shred))
         .route("/v1/deposits", post(deposits))
         .route("/v1/recordings", get(recordings))
@@ -136,17 +162,38 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/v1/recordings/{id}/erase", post(erase))
         .route("/v1/recordings/{id}/hold", post(hold))
         .route("/v1/recordings/{id}/unhold", post(unhold))
-        .route("/v1/operators", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.operators(a))).post(add_operator))
+        .route(
+            "/v1/operators",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.operators(a)))
+                .post(add_operator),
+        )
         .route("/v1/operators/{id}/disable", post(disable_operator))
         .route("/v1/operators/{id}/token", post(renew_token))
-        .route("/v1/agreement", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.agreement(a))))
+        .route(
+            "/v1/agreement",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.agreement(a))),
+        )
         .route("/v1/agreement/acknowledge", post(acknowledge))
-        .route("/v1/retention", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.retention(a))).put(set_retention))
+        .route(
+            "/v1/retention",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.retention(a)))
+                .put(set_retention),
+        )
         .route("/v1/audit", get(audit))
-        .route("/v1/audit/verify", get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.verify_audit(a))))
+        .route(
+            "/v1/audit/verify",
+            get(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.verify_audit(a))),
+        )
         .route("/v1/receipts", get(receipts))
-        .route("/v1/clock/confirm", post(|s: State<Arc<Service>>, h: HeaderMap| call(s, h, |svc, a| svc.confirm_clock(a).map(|()| Done::done()))))
-        .fallback(|| async { error_response(&EscrowError::invalid("path", "no such API endpoint")) })
+        .route(
+            "/v1/clock/confirm",
+            post(|s: State<Arc<Service>>, h: HeaderMap| {
+                call(s, h, |svc, a| svc.confirm_clock(a).map(|()| Done::yes()))
+            }),
+        )
+        .fallback(|| async {
+            error_response(&EscrowError::invalid("path", "no such API endpoint"))
+        })
         .with_state(svc)
 }
 
@@ -156,7 +203,7 @@ struct Done {
 }
 
 impl Done {
-    fn done() -> Self {
+    fn yes() -> Self {
         Done { ok: true }
     }
 }
@@ -164,17 +211,23 @@ impl Done {
 /// The JSON error answer.
 pub fn error_response(e: &EscrowError) -> Response {
     let api = e.to_api();
-    if matches!(api.code, crate::ErrorCode::Storage | crate::ErrorCode::Internal) {
+    if matches!(
+        api.code,
+        crate::ErrorCode::Storage | crate::ErrorCode::Internal
+    ) {
         tracing::error!(error = %e, "request failed");
     }
-    let status = StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(api.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, axum::Json(ApiErrorBody { error: api })).into_response()
 }
 
 fn bearer(h: &HeaderMap) -> Option<String> {
     let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
 }
 
 /// Authenticates, then runs `f` on the blocking pool.
@@ -192,21 +245,32 @@ where
     match res {
         Ok(Ok(v)) => (StatusCode::OK, axum::Json(v)).into_response(),
         Ok(Err(e)) => error_response(&e),
-        Err(_) => error_response(&EscrowError::Internal { what: "request handler panicked".into() }),
+        Err(_) => error_response(&EscrowError::Internal {
+            what: "request handler panicked".into(),
+        }),
     }
 }
 
 async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, EscrowError> {
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|_| EscrowError::PayloadTooLarge { limit: BODY_LIMIT })?;
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| EscrowError::PayloadTooLarge { limit: BODY_LIMIT })?;
     serde_json::from_slice(&bytes).map_err(|e| EscrowError::invalid("request body", e.to_string()))
 }
 
 fn parse_id(s: &str) -> Result<RecordingId, EscrowError> {
-    s.parse().map_err(|_| EscrowError::invalid("recording id", "expected 32 lowercase hex digits"))
+    s.parse()
+        .map_err(|_| EscrowError::invalid("recording id", "expected 32 lowercase hex digits"))
 }
 
 /// Parses the path id and the JSON body, then calls `f` with both.
-async fn with_id_body<B, T, F>(s: State<Arc<Service>>, h: HeaderMap, id: &str, body: Body, f: F) -> Response
+async fn with_id_body<B, T, F>(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    id: &str,
+    body: Body,
+    f: F,
+) -> Response
 where
     B: DeserializeOwned + Send + 'static,
     T: Serialize + Send + 'static,
@@ -227,12 +291,16 @@ async fn health(State(svc): State<Arc<Service>>) -> Response {
     match tokio::task::spawn_blocking(move || svc.health()).await {
         Ok(Ok(h)) => (StatusCode::OK, axum::Json(h)).into_response(),
         Ok(Err(e)) => error_response(&e),
-        Err(_) => error_response(&EscrowError::Internal { what: "health check panicked".into() }),
+        Err(_) => error_response(&EscrowError::Internal {
+            what: "health check panicked".into(),
+        }),
     }
 }
 
 async fn metrics(State(svc): State<Arc<Service>>) -> Response {
-    let text = tokio::task::spawn_blocking(move || svc.metrics_text()).await.unwrap_or_default();
+    let text = tokio::task::spawn_blocking(move || svc.metrics_text())
+        .await
+        .unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -272,7 +340,10 @@ async fn deposits(s: State<Arc<Service>>, h: HeaderMap, body: Body) -> Response 
         Err(e) => return error_response(&e),
     };
     if body.deposits.is_empty() || body.deposits.len() > MAX_BATCH {
-        return error_response(&EscrowError::invalid("deposits", format!("send 1 to {MAX_BATCH} deposits per request")));
+        return error_response(&EscrowError::invalid(
+            "deposits",
+            format!("send 1 to {MAX_BATCH} deposits per request"),
+        ));
     }
     call(s, h, move |svc, a| {
         let results = svc.deposit_batch(a, &body.deposits)?;
@@ -289,12 +360,23 @@ async fn deposits(s: State<Arc<Service>>, h: HeaderMap, body: Body) -> Response 
     .await
 }
 
-fn opt<T>(q: &HashMap<String, String>, key: &str, parse: impl FnOnce(&str) -> Result<T, EscrowError>) -> Result<Option<T>, EscrowError> {
-    q.get(key).filter(|v| !v.is_empty()).map(|v| parse(v)).transpose()
+fn opt<T>(
+    q: &HashMap<String, String>,
+    key: &str,
+    parse: impl FnOnce(&str) -> Result<T, EscrowError>,
+) -> Result<Option<T>, EscrowError> {
+    q.get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| parse(v))
+        .transpose()
 }
 
 fn ts(field: &'static str) -> impl Fn(&str) -> Result<Timestamp, EscrowError> {
-    move |v| v.parse::<i64>().map(Timestamp::from_unix_ms).map_err(|_| EscrowError::invalid(field, "expected Unix milliseconds"))
+    move |v| {
+        v.parse::<i64>()
+            .map(Timestamp::from_unix_ms)
+            .map_err(|_| EscrowError::invalid(field, "expected Unix milliseconds"))
+    }
 }
 
 fn filter(q: &HashMap<String, String>) -> Result<RecordingFilter, EscrowError> {
@@ -303,13 +385,30 @@ fn filter(q: &HashMap<String, String>) -> Result<RecordingFilter, EscrowError> {
         since: opt(q, "since", ts("since"))?,
         until: opt(q, "until", ts("until"))?,
         line: opt(q, "line", LineId::new)?,
-        status: opt(q, "status", |v| RecordingStatus::parse(v).ok_or_else(|| EscrowError::invalid("status", "expected sealed, held, pending_shred, shredded or erased")))?,
-        epoch: opt(q, "epoch", |v| v.parse().map_err(|_| EscrowError::invalid("epoch", "expected a day number")))?,
-        limit: opt(q, "limit", |v| v.parse().map_err(|_| EscrowError::invalid("limit", "expected a number")))?,
+        status: opt(q, "status", |v| {
+            RecordingStatus::parse(v).ok_or_else(|| {
+                EscrowError::invalid(
+                    "status",
+                    "expected sealed, held, pending_shred, shredded or erased",
+                )
+            })
+        })?,
+        epoch: opt(q, "epoch", |v| {
+            v.parse()
+                .map_err(|_| EscrowError::invalid("epoch", "expected a day number"))
+        })?,
+        limit: opt(q, "limit", |v| {
+            v.parse()
+                .map_err(|_| EscrowError::invalid("limit", "expected a number"))
+        })?,
     })
 }
 
-async fn recordings(s: State<Arc<Service>>, h: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn recordings(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     match filter(&q) {
         Ok(f) => call(s, h, move |svc, a| svc.recordings(a, &f)).await,
         Err(e) => error_response(&e),
@@ -323,8 +422,16 @@ async fn recording(s: State<Arc<Service>>, h: HeaderMap, Path(id): Path<String>)
     }
 }
 
-async fn release(s: State<Arc<Service>>, h: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
-    with_id_body(s, h, &id, body, |svc, a, id, b: ReleaseRequest| svc.release_key(a, &id, &b.purpose, &b.operator_key)).await
+async fn release(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    with_id_body(s, h, &id, body, |svc, a, id, b: ReleaseRequest| {
+        svc.release_key(a, &id, &b.purpose, &b.operator_key)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -337,16 +444,40 @@ struct ReasonBody {
 #[serde(deny_unknown_fields)]
 struct Empty {}
 
-async fn erase(s: State<Arc<Service>>, h: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
-    with_id_body(s, h, &id, body, |svc, a, id, b: ReasonBody| svc.erase(a, &id, &b.reason).map(|()| Done::done())).await
+async fn erase(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    with_id_body(s, h, &id, body, |svc, a, id, b: ReasonBody| {
+        svc.erase(a, &id, &b.reason).map(|()| Done::yes())
+    })
+    .await
 }
 
-async fn hold(s: State<Arc<Service>>, h: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
-    with_id_body(s, h, &id, body, |svc, a, id, b: ReasonBody| svc.hold(a, &id, &b.reason).map(|()| Done::done())).await
+async fn hold(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    with_id_body(s, h, &id, body, |svc, a, id, b: ReasonBody| {
+        svc.hold(a, &id, &b.reason).map(|()| Done::yes())
+    })
+    .await
 }
 
-async fn unhold(s: State<Arc<Service>>, h: HeaderMap, Path(id): Path<String>, body: Body) -> Response {
-    with_id_body(s, h, &id, body, |svc, a, id, _: Empty| svc.release_hold(a, &id).map(|()| Done::done())).await
+async fn unhold(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    with_id_body(s, h, &id, body, |svc, a, id, _: Empty| {
+        svc.release_hold(a, &id).map(|()| Done::yes())
+    })
+    .await
 }
 
 async fn add_operator(s: State<Arc<Service>>, h: HeaderMap, body: Body) -> Response {
@@ -360,9 +491,18 @@ fn operator_id(id: &str) -> Result<OperatorId, EscrowError> {
     OperatorId::new(id)
 }
 
-async fn disable_operator(s: State<Arc<Service>>, h: HeaderMap, Path(id): Path<String>) -> Response {
+async fn disable_operator(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     match operator_id(&id) {
-        Ok(id) => call(s, h, move |svc, a| svc.disable_operator(a, &id).map(|()| Done::done())).await,
+        Ok(id) => {
+            call(s, h, move |svc, a| {
+                svc.disable_operator(a, &id).map(|()| Done::yes())
+            })
+            .await
+        }
         Err(e) => error_response(&e),
     }
 }
@@ -382,7 +522,12 @@ struct AckBody {
 
 async fn acknowledge(s: State<Arc<Service>>, h: HeaderMap, body: Body) -> Response {
     match json_body::<AckBody>(body).await {
-        Ok(b) => call(s, h, move |svc, a| svc.acknowledge(a, &b.sha256).map(|()| Done::done())).await,
+        Ok(b) => {
+            call(s, h, move |svc, a| {
+                svc.acknowledge(a, &b.sha256).map(|()| Done::yes())
+            })
+            .await
+        }
         Err(e) => error_response(&e),
     }
 }
@@ -404,28 +549,50 @@ async fn set_retention(s: State<Arc<Service>>, h: HeaderMap, body: Body) -> Resp
         Ok(l) => l,
         Err(e) => return error_response(&e),
     };
-    call(s, h, move |svc, a| svc.set_retention(a, b.days, line.as_ref())).await
+    call(s, h, move |svc, a| {
+        svc.set_retention(a, b.days, line.as_ref())
+    })
+    .await
 }
 
-async fn audit(s: State<Arc<Service>>, h: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn audit(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let parsed = (|| {
-        let from = opt(&q, "from", |v| v.parse::<u64>().map_err(|_| EscrowError::invalid("from", "expected a sequence number")))?;
+        let from = opt(&q, "from", |v| {
+            v.parse::<u64>()
+                .map_err(|_| EscrowError::invalid("from", "expected a sequence number"))
+        })?;
         let since = opt(&q, "since", ts("since"))?;
-        let limit = opt(&q, "limit", |v| v.parse::<u32>().map_err(|_| EscrowError::invalid("limit", "expected a number")))?;
+        let limit = opt(&q, "limit", |v| {
+            v.parse::<u32>()
+                .map_err(|_| EscrowError::invalid("limit", "expected a number"))
+        })?;
         Ok::<_, EscrowError>((from.unwrap_or(1), since, limit.unwrap_or(10_000)))
     })();
     match parsed {
-        Ok((from, since, limit)) => call(s, h, move |svc, a| svc.audit_entries(a, from, since, limit)).await,
+        Ok((from, since, limit)) => {
+            call(s, h, move |svc, a| svc.audit_entries(a, from, since, limit)).await
+        }
         Err(e) => error_response(&e),
     }
 }
 
-async fn receipts(s: State<Arc<Service>>, h: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn receipts(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let subject = q.get("subject").cloned();
     if let Some(sub) = &subject
         && (sub.is_empty() || sub.len() > 64 || !sub.bytes().all(|b| b.is_ascii_alphanumeric()))
     {
-        return error_response(&EscrowError::invalid("subject", "expected an epoch number or a recording id"));
+        return error_response(&EscrowError::invalid(
+            "subject",
+            "expected an epoch number or a recording id",
+        ));
     }
     call(s, h, move |svc, a| svc.receipts(a, subject.as_deref())).await
 }
@@ -436,12 +603,22 @@ struct CancelBody {
     until: Timestamp,
 }
 
-async fn cancel_shred(s: State<Arc<Service>>, h: HeaderMap, Path(epoch): Path<String>, body: Body) -> Response {
+async fn cancel_shred(
+    s: State<Arc<Service>>,
+    h: HeaderMap,
+    Path(epoch): Path<String>,
+    body: Body,
+) -> Response {
     let Ok(epoch) = epoch.parse::<u32>() else {
         return error_response(&EscrowError::invalid("epoch", "expected a day number"));
     };
     match json_body::<CancelBody>(body).await {
-        Ok(b) => call(s, h, move |svc, a| svc.cancel_shred(a, epoch, b.until).map(|()| Done::done())).await,
+        Ok(b) => {
+            call(s, h, move |svc, a| {
+                svc.cancel_shred(a, epoch, b.until).map(|()| Done::yes())
+            })
+            .await
+        }
         Err(e) => error_response(&e),
     }
 }

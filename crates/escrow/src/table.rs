@@ -63,20 +63,28 @@ pub struct SignedEpochTable {
 
 impl SignedEpochTable {
     pub(crate) fn sign(table: &EpochTable, key: &IdentityKey) -> Result<Self, EscrowError> {
-        let text = serde_json::to_string(table).map_err(|e| EscrowError::Internal { what: e.to_string() })?;
+        let text = serde_json::to_string(table).map_err(|e| EscrowError::Internal {
+            what: e.to_string(),
+        })?;
         let sig = key.sign(&[DOMAIN, text.as_bytes()].concat());
-        Ok(SignedEpochTable { table: text, signature: hex::encode(sig) })
+        Ok(SignedEpochTable {
+            table: text,
+            signature: hex::encode(sig),
+        })
     }
 
     /// Verifies the signature with the pinned identity key and returns the table.
     pub fn verify(&self, key: &VerifyingKey) -> Result<EpochTable, EscrowError> {
-        let bad = || EscrowError::Crypto { what: "the epoch table signature does not verify with the pinned escrow identity" };
+        let bad = || EscrowError::Crypto {
+            what: "the epoch table signature does not verify with the pinned escrow identity",
+        };
         let sig = hex::decode(&self.signature).map_err(|_| bad())?;
         let sig: [u8; 64] = sig.as_slice().try_into().map_err(|_| bad())?;
         if !verify_signature(key, &[DOMAIN, self.table.as_bytes()].concat(), &sig) {
             return Err(bad());
         }
-        serde_json::from_str(&self.table).map_err(|e| EscrowError::invalid("epoch table", e.to_string()))
+        serde_json::from_str(&self.table)
+            .map_err(|e| EscrowError::invalid("epoch table", e.to_string()))
     }
 }
 
@@ -84,6 +92,9 @@ impl SignedEpochTable {
 pub fn parse_identity(hex_text: &str) -> Result<VerifyingKey, EscrowError> {
     let bad = |r: &str| EscrowError::invalid("escrow identity", r.to_owned());
     let bytes = hex::decode(hex_text.trim()).map_err(|_| bad("is not hex"))?;
-    let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad("is not 32 bytes"))?;
+    let bytes: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad("is not 32 bytes"))?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| bad("is not an Ed25519 public key"))
 }

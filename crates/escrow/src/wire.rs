@@ -46,7 +46,8 @@ pub(crate) mod wrapped_key {
         if s.len() > 2 * WrappedKey::LEN + 2 {
             return Err(serde::de::Error::custom("wrapped key is too long"));
         }
-        let bytes = hex::decode(&s).map_err(|_| serde::de::Error::custom("wrapped key is not hex"))?;
+        let bytes =
+            hex::decode(&s).map_err(|_| serde::de::Error::custom("wrapped key is not hex"))?;
         WrappedKey::from_bytes(&bytes).map_err(serde::de::Error::custom)
     }
 }

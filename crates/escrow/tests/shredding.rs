@@ -17,7 +17,11 @@ use rusqlite::Connection;
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     ["escrow.db", "escrow.db-wal", "escrow.db-shm", "keyring"]
         .iter()
-        .filter_map(|n| std::fs::read(dir.join("escrow").join(n)).ok().map(|b| (n.to_string(), b)))
+        .filter_map(|n| {
+            std::fs::read(dir.join("escrow").join(n))
+                .ok()
+                .map(|b| (n.to_string(), b))
+        })
         .collect()
 }
 
@@ -32,13 +36,31 @@ struct Stored {
 
 fn stored(env: &Env, epoch: u32) -> Stored {
     let c = Connection::open(env.datadir().database()).unwrap();
-    let sealed_secret: Vec<u8> = c.query_row("SELECT secret FROM epochs WHERE epoch = ?1", [epoch], |r| r.get(0)).unwrap();
-    let mut st = c.prepare("SELECT sealed FROM keys WHERE epoch = ?1 AND kind = 0").unwrap();
-    let sealed_keys: Vec<Vec<u8>> = st.query_map([epoch], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let sealed_secret: Vec<u8> = c
+        .query_row("SELECT secret FROM epochs WHERE epoch = ?1", [epoch], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut st = c
+        .prepare("SELECT sealed FROM keys WHERE epoch = ?1 AND kind = 0")
+        .unwrap();
+    let sealed_keys: Vec<Vec<u8>> = st
+        .query_map([epoch], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     let kr = Keyring::open(&env.datadir().keyring()).unwrap();
-    let secret = kr.open_row(&RowSlot::EpochSecret(epoch), &sealed_secret).unwrap().to_vec();
+    let secret = kr
+        .open_row(&RowSlot::EpochSecret(epoch), &sealed_secret)
+        .unwrap()
+        .to_vec();
     let table_key = std::fs::read(env.datadir().keyring()).unwrap()[14..46].to_vec();
-    Stored { sealed_secret, secret, sealed_keys, table_key }
+    Stored {
+        sealed_secret,
+        secret,
+        sealed_keys,
+        table_key,
+    }
 }
 
 fn shred_epoch_of_t0(env: &Env) {
@@ -52,7 +74,9 @@ fn shred_epoch_of_t0(env: &Env) {
 #[test]
 fn no_byte_of_a_shredded_key_is_left_on_disk() {
     let env = env();
-    env.svc.set_retention(&env.admin, 90, Some(&LineId::new("ivf").unwrap())).unwrap();
+    env.svc
+        .set_retention(&env.admin, 90, Some(&LineId::new("ivf").unwrap()))
+        .unwrap();
     let doomed: Vec<Sealed> = (0..20).map(|_| env.deposit(T0, "general")).collect();
     let kept: Vec<Sealed> = (0..5).map(|_| env.deposit(T0, "ivf")).collect();
     let epoch = doomed[0].epoch.0;
@@ -60,9 +84,18 @@ fn no_byte_of_a_shredded_key_is_left_on_disk() {
     assert_eq!(before.sealed_keys.len(), 20);
 
     // Control: the scan does find the sealed rows while they exist.
-    let all: Vec<u8> = files(&env.data()).into_iter().flat_map(|(_, b)| b).collect();
-    assert!(contains(&all, &before.sealed_secret), "scan cannot see the sealed epoch secret");
-    assert!(before.sealed_keys.iter().all(|k| contains(&all, k)), "scan cannot see the sealed key rows");
+    let all: Vec<u8> = files(&env.data())
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect();
+    assert!(
+        contains(&all, &before.sealed_secret),
+        "scan cannot see the sealed epoch secret"
+    );
+    assert!(
+        before.sealed_keys.iter().all(|k| contains(&all, k)),
+        "scan cannot see the sealed key rows"
+    );
     assert!(contains(&all, &before.table_key));
 
     shred_epoch_of_t0(&env);
@@ -72,7 +105,12 @@ fn no_byte_of_a_shredded_key_is_left_on_disk() {
         ("epoch secret", before.secret.clone()),
         ("old table key", before.table_key.clone()),
     ];
-    needles.extend(before.sealed_keys.iter().map(|k| ("sealed key row", k.clone())));
+    needles.extend(
+        before
+            .sealed_keys
+            .iter()
+            .map(|k| ("sealed key row", k.clone())),
+    );
     needles.extend(doomed.iter().map(|s| ("wrapped key", s.wrapped.to_bytes())));
     let mut hits = Vec::new();
     for (name, bytes) in files(&env.data()) {
@@ -87,7 +125,10 @@ fn no_byte_of_a_shredded_key_is_left_on_disk() {
     // The other epoch's recordings still open.
     let l = env.listener("ana");
     for s in &kept {
-        let r = env.svc.release_key(&l.actor, &s.id, "review", &l.secret.public_key()).unwrap();
+        let r = env
+            .svc
+            .release_key(&l.actor, &s.id, "review", &l.secret.public_key())
+            .unwrap();
         assert!(s.opens_with(&r.wrapped_key, &l.secret));
     }
 }
@@ -95,7 +136,9 @@ fn no_byte_of_a_shredded_key_is_left_on_disk() {
 #[test]
 fn a_backup_taken_before_the_shred_is_inert() {
     let env = env();
-    env.svc.set_retention(&env.admin, 90, Some(&LineId::new("ivf").unwrap())).unwrap();
+    env.svc
+        .set_retention(&env.admin, 90, Some(&LineId::new("ivf").unwrap()))
+        .unwrap();
     let doomed = env.deposit(T0, "general");
     let kept = env.deposit(T0, "ivf");
     let before = stored(&env, doomed.epoch.0);
@@ -107,16 +150,34 @@ fn a_backup_taken_before_the_shred_is_inert() {
     }
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(backup.path().join("keyring"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            backup.path().join("keyring"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
     }
     shred_epoch_of_t0(&env);
 
     // Old database + new keyring: the sealed secret does not open, and the escrow refuses the mix.
     let new_keyring = Keyring::open(&env.datadir().keyring()).unwrap();
-    assert!(new_keyring.open_row(&RowSlot::EpochSecret(doomed.epoch.0), &before.sealed_secret).is_err());
+    assert!(
+        new_keyring
+            .open_row(&RowSlot::EpochSecret(doomed.epoch.0), &before.sealed_secret)
+            .is_err()
+    );
     let old = Connection::open(backup.path().join("escrow.db")).unwrap();
-    let old_sealed: Vec<u8> = old.query_row("SELECT secret FROM epochs WHERE epoch = ?1", [doomed.epoch.0], |r| r.get(0)).unwrap();
-    assert!(new_keyring.open_row(&RowSlot::EpochSecret(doomed.epoch.0), &old_sealed).is_err());
+    let old_sealed: Vec<u8> = old
+        .query_row(
+            "SELECT secret FROM epochs WHERE epoch = ?1",
+            [doomed.epoch.0],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        new_keyring
+            .open_row(&RowSlot::EpochSecret(doomed.epoch.0), &old_sealed)
+            .is_err()
+    );
     drop(old);
     let mixed = tempfile::tempdir().unwrap();
     copy_escrow(&env.data(), mixed.path());
@@ -126,28 +187,53 @@ fn a_backup_taken_before_the_shred_is_inert() {
             std::fs::write(mixed.path().join("escrow").join(n), b).unwrap();
         }
     }
-    let err = Service::open(&DataDir::new(mixed.path()), config(), env.clock.clone()).err().unwrap();
+    let err = Service::open(&DataDir::new(mixed.path()), config(), env.clock.clone())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("do not belong together"), "{err}");
 
     // New state: secret and key rows are gone.
     let c = Connection::open(env.datadir().database()).unwrap();
-    let secret: Option<Vec<u8>> = c.query_row("SELECT secret FROM epochs WHERE epoch = ?1", [doomed.epoch.0], |r| r.get(0)).unwrap();
+    let secret: Option<Vec<u8>> = c
+        .query_row(
+            "SELECT secret FROM epochs WHERE epoch = ?1",
+            [doomed.epoch.0],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(secret, None);
-    let n: i64 = c.query_row("SELECT COUNT(*) FROM keys WHERE epoch = ?1", [doomed.epoch.0], |r| r.get(0)).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM keys WHERE epoch = ?1",
+            [doomed.epoch.0],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(n, 0);
     drop(c);
 
     // Other recordings still open.
     let l = env.listener("ana");
-    let r = env.svc.release_key(&l.actor, &kept.id, "review", &l.secret.public_key()).unwrap();
+    let r = env
+        .svc
+        .release_key(&l.actor, &kept.id, "review", &l.secret.public_key())
+        .unwrap();
     assert!(kept.opens_with(&r.wrapped_key, &l.secret));
-    let err = env.svc.release_key(&l.actor, &doomed.id, "review", &l.secret.public_key()).err().unwrap();
+    let err = env
+        .svc
+        .release_key(&l.actor, &doomed.id, "review", &l.secret.public_key())
+        .err()
+        .unwrap();
     assert_eq!(err.code(), ErrorCode::KeyShredded);
 
     // The documented limit: whoever kept the OLD keyring together with the old database can
     // still open the old secret. That is why the keyring must never be backed up with the data.
     let old_keyring = Keyring::open(&backup.path().join("keyring")).unwrap();
-    assert!(old_keyring.open_row(&RowSlot::EpochSecret(doomed.epoch.0), &before.sealed_secret).is_ok());
+    assert!(
+        old_keyring
+            .open_row(&RowSlot::EpochSecret(doomed.epoch.0), &before.sealed_secret)
+            .is_ok()
+    );
 }
 
 fn copy_escrow(from: &Path, to: &Path) {
@@ -166,14 +252,19 @@ fn copy_escrow(from: &Path, to: &Path) {
 }
 
 fn count(entries: &[AuditEntry], action: &str, target: &str) -> usize {
-    entries.iter().filter(|e| e.action == action && e.target.as_deref() == Some(target)).count()
+    entries
+        .iter()
+        .filter(|e| e.action == action && e.target.as_deref() == Some(target))
+        .count()
 }
 
 #[test]
 fn a_crash_at_every_step_resumes_and_never_revives_the_key() {
     for point in CrashPoint::ALL {
         let env = env();
-        env.svc.set_retention(&env.admin, 90, Some(&LineId::new("ivf").unwrap())).unwrap();
+        env.svc
+            .set_retention(&env.admin, 90, Some(&LineId::new("ivf").unwrap()))
+            .unwrap();
         let doomed = env.deposit(T0, "general");
         let kept = env.deposit(T0, "ivf");
         let target = format!("epoch {}", doomed.epoch.0);
@@ -186,22 +277,42 @@ fn a_crash_at_every_step_resumes_and_never_revives_the_key() {
         env.clock.advance(Duration::from_millis(DAY as u64));
         let first = env.svc.tick();
         env.clock.advance(Duration::from_secs(3600));
-        let second = if first.is_ok() { env.svc.tick() } else { Ok(Default::default()) };
+        let second = if first.is_ok() {
+            env.svc.tick()
+        } else {
+            Ok(Default::default())
+        };
         let crashed = [&first.as_ref().err(), &second.as_ref().err()]
             .iter()
             .any(|e| matches!(e, Some(EscrowError::InjectedCrash { point: p }) if *p == point));
         assert!(crashed, "{point:?}: no crash ({first:?}, {second:?})");
         // The key is unusable from the moment the shred began, crash or not.
-        assert!(env.svc.release_key(&l.actor, &doomed.id, "review", &l.secret.public_key()).is_err(), "{point:?}");
+        assert!(
+            env.svc
+                .release_key(&l.actor, &doomed.id, "review", &l.secret.public_key())
+                .is_err(),
+            "{point:?}"
+        );
 
         // "Kill": drop the service without any clean-up, then start again.
         let env = env.restart();
         env.svc.tick().unwrap();
 
-        let l = Listener { actor: env.svc.authenticate(&l.token).unwrap(), token: l.token, secret: l.secret };
-        let err = env.svc.release_key(&l.actor, &doomed.id, "review", &l.secret.public_key()).err().unwrap();
+        let l = Listener {
+            actor: env.svc.authenticate(&l.token).unwrap(),
+            token: l.token,
+            secret: l.secret,
+        };
+        let err = env
+            .svc
+            .release_key(&l.actor, &doomed.id, "review", &l.secret.public_key())
+            .err()
+            .unwrap();
         assert_eq!(err.code(), ErrorCode::KeyShredded, "{point:?}");
-        let r = env.svc.release_key(&l.actor, &kept.id, "review", &l.secret.public_key()).unwrap();
+        let r = env
+            .svc
+            .release_key(&l.actor, &kept.id, "review", &l.secret.public_key())
+            .unwrap();
         assert!(kept.opens_with(&r.wrapped_key, &l.secret), "{point:?}");
 
         let entries = audit(&env);
@@ -209,8 +320,19 @@ fn a_crash_at_every_step_resumes_and_never_revives_the_key() {
         assert_eq!(count(&entries, "shred_complete", &target), 1, "{point:?}");
         assert!(env.svc.verify_audit(&env.admin).unwrap().ok, "{point:?}");
         let kr = Keyring::open(&env.datadir().keyring()).unwrap();
-        assert_eq!((kr.generation(), kr.staged_generation()), (2, None), "{point:?}: rotation finished exactly once");
-        assert_eq!(env.svc.receipts(&env.admin, Some(&doomed.epoch.0.to_string())).unwrap().len(), 1, "{point:?}");
+        assert_eq!(
+            (kr.generation(), kr.staged_generation()),
+            (2, None),
+            "{point:?}: rotation finished exactly once"
+        );
+        assert_eq!(
+            env.svc
+                .receipts(&env.admin, Some(&doomed.epoch.0.to_string()))
+                .unwrap()
+                .len(),
+            1,
+            "{point:?}"
+        );
     }
 }
 
@@ -239,9 +361,24 @@ fn releases_racing_a_shred_never_follow_its_start() {
     shred_epoch_of_t0(&env);
     let (granted, saw_shredded) = racer.join().unwrap();
     let entries = audit(&env);
-    let begin = entries.iter().find(|e| e.action == "shred_begin").unwrap().seq;
-    assert!(!granted.is_empty(), "the race never released before the shred");
-    assert!(granted.iter().all(|g| *g < begin), "a release was granted after the shred began");
-    assert!(entries.iter().filter(|e| e.action == "key_release" && e.outcome == "granted").all(|e| e.seq < begin));
+    let begin = entries
+        .iter()
+        .find(|e| e.action == "shred_begin")
+        .unwrap()
+        .seq;
+    assert!(
+        !granted.is_empty(),
+        "the race never released before the shred"
+    );
+    assert!(
+        granted.iter().all(|g| *g < begin),
+        "a release was granted after the shred began"
+    );
+    assert!(
+        entries
+            .iter()
+            .filter(|e| e.action == "key_release" && e.outcome == "granted")
+            .all(|e| e.seq < begin)
+    );
     let _ = saw_shredded;
 }

@@ -6,7 +6,10 @@ use sha2::{Digest, Sha256};
 use super::{Action, Actor, Service};
 use crate::error::EscrowError;
 use crate::ids::{LineId, OperatorId, RetentionDays, Role, Timestamp};
-use crate::model::{Agreement, Enrolled, LineRetention, NewOperator, OperatorInfo, OperatorStatus, RetentionPolicy, WhoAmI};
+use crate::model::{
+    Agreement, Enrolled, LineRetention, NewOperator, OperatorInfo, OperatorStatus, RetentionPolicy,
+    WhoAmI,
+};
 use crate::secret::Token;
 use crate::store::{OperatorRow, TokenRow, Tx};
 
@@ -50,7 +53,9 @@ fn info(tx: &mut dyn Tx, op: &OperatorRow) -> Result<OperatorInfo, EscrowError> 
         public_key: op.x25519.map(hex::encode),
         created_at: op.created_at,
         acknowledged_at: op.ack_at,
-        token_expires_at: tx.token_latest_expiry(&op.id).map_err(EscrowError::storage("read tokens"))?,
+        token_expires_at: tx
+            .token_latest_expiry(&op.id)
+            .map_err(EscrowError::storage("read tokens"))?,
     })
 }
 
@@ -64,16 +69,33 @@ pub(crate) fn read_retention(tx: &mut dyn Tx) -> Result<RetentionPolicy, EscrowE
         .retention_list()
         .map_err(EscrowError::storage("read the retention policy"))?
         .into_iter()
-        .filter_map(|(line, days)| LineId::new(&line).ok().map(|line| LineRetention { line, days }))
+        .filter_map(|(line, days)| {
+            LineId::new(&line)
+                .ok()
+                .map(|line| LineRetention { line, days })
+        })
         .collect();
-    Ok(RetentionPolicy { default_days, lines })
+    Ok(RetentionPolicy {
+        default_days,
+        lines,
+    })
 }
 
 impl Service {
     /// Creates an operator and its first token inside `tx` (used by init and by enrolment).
-    pub(crate) fn create_operator(&self, tx: &mut dyn Tx, new: &NewOperator) -> Result<(Token, OperatorInfo), EscrowError> {
-        if tx.operator_get(new.id.as_str()).map_err(EscrowError::storage("read operators"))?.is_some() {
-            return Err(EscrowError::AlreadyExists { what: format!("operator {}", new.id) });
+    pub(crate) fn create_operator(
+        &self,
+        tx: &mut dyn Tx,
+        new: &NewOperator,
+    ) -> Result<(Token, OperatorInfo), EscrowError> {
+        if tx
+            .operator_get(new.id.as_str())
+            .map_err(EscrowError::storage("read operators"))?
+            .is_some()
+        {
+            return Err(EscrowError::AlreadyExists {
+                what: format!("operator {}", new.id),
+            });
         }
         let now = self.now();
         let row = OperatorRow {
@@ -86,18 +108,28 @@ impl Service {
             disabled: false,
             created_at: now,
         };
-        tx.operator_insert(&row).map_err(EscrowError::storage("create an operator"))?;
+        tx.operator_insert(&row)
+            .map_err(EscrowError::storage("create an operator"))?;
         let token = self.issue_token(tx, &row)?;
         Ok((token, info(tx, &row)?))
     }
 
     fn issue_token(&self, tx: &mut dyn Tx, op: &OperatorRow) -> Result<Token, EscrowError> {
-        let lifetime = if op.role == Role::Gateway.as_str() { self.config.gateway_token_lifetime } else { self.config.token_lifetime };
+        let lifetime = if op.role == Role::Gateway.as_str() {
+            self.config.gateway_token_lifetime
+        } else {
+            self.config.token_lifetime
+        };
         let ms = i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX);
         let token = Token::generate()?;
         let now = self.now();
-        tx.token_insert(&TokenRow { hash: token.hash(), operator: op.id.clone(), expires_at: now.plus_ms(ms), created_at: now })
-            .map_err(EscrowError::storage("store a token"))?;
+        tx.token_insert(&TokenRow {
+            hash: token.hash(),
+            operator: op.id.clone(),
+            expires_at: now.plus_ms(ms),
+            created_at: now,
+        })
+        .map_err(EscrowError::storage("store a token"))?;
         Ok(token)
     }
 
@@ -107,10 +139,28 @@ impl Service {
         let target = format!("operator {}", new.id);
         let res = self.write(|s, tx, _| {
             let (token, operator) = s.create_operator(tx, new)?;
-            s.audit_append(tx, actor.operator.as_str(), "operator_add", Some(&target), None, &format!("done: role {}", new.role))?;
-            Ok(Enrolled { operator, token: token.expose().to_string() })
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "operator_add",
+                Some(&target),
+                None,
+                &format!("done: role {}", new.role),
+            )?;
+            Ok(Enrolled {
+                operator,
+                token: token.expose().to_string(),
+            })
         });
-        res.map_err(|e| self.denied(actor.operator.as_str(), "operator_add", Some(&target), None, e))
+        res.map_err(|e| {
+            self.denied(
+                actor.operator.as_str(),
+                "operator_add",
+                Some(&target),
+                None,
+                e,
+            )
+        })
     }
 
     /// Issues a new token for an existing operator (admin), e.g. after the old one expired.
@@ -123,8 +173,18 @@ impl Service {
                 .map_err(EscrowError::storage("read operators"))?
                 .ok_or_else(|| EscrowError::UnknownOperator { id: id.to_string() })?;
             let token = s.issue_token(tx, &op)?;
-            s.audit_append(tx, actor.operator.as_str(), "token_issue", Some(&target), None, "done")?;
-            Ok(Enrolled { operator: info(tx, &op)?, token: token.expose().to_string() })
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "token_issue",
+                Some(&target),
+                None,
+                "done",
+            )?;
+            Ok(Enrolled {
+                operator: info(tx, &op)?,
+                token: token.expose().to_string(),
+            })
         })
     }
 
@@ -133,7 +193,9 @@ impl Service {
         self.authorize(actor, Action::ListOperators)?;
         let mut inner = self.lock()?;
         let mut tx = inner.store.begin().map_err(EscrowError::storage("begin"))?;
-        let rows = tx.operators().map_err(EscrowError::storage("read operators"))?;
+        let rows = tx
+            .operators()
+            .map_err(EscrowError::storage("read operators"))?;
         rows.iter().map(|r| info(tx.as_mut(), r)).collect()
     }
 
@@ -147,44 +209,90 @@ impl Service {
                 .map_err(EscrowError::storage("read operators"))?
                 .ok_or_else(|| EscrowError::UnknownOperator { id: id.to_string() })?;
             op.disabled = true;
-            tx.operator_update(&op).map_err(EscrowError::storage("update an operator"))?;
-            tx.tokens_delete(id.as_str()).map_err(EscrowError::storage("delete tokens"))?;
-            s.audit_append(tx, actor.operator.as_str(), "operator_disable", Some(&target), None, "done")?;
+            tx.operator_update(&op)
+                .map_err(EscrowError::storage("update an operator"))?;
+            tx.tokens_delete(id.as_str())
+                .map_err(EscrowError::storage("delete tokens"))?;
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "operator_disable",
+                Some(&target),
+                None,
+                "done",
+            )?;
             Ok(())
         });
-        res.map_err(|e| self.denied(actor.operator.as_str(), "operator_disable", Some(&target), None, e))
+        res.map_err(|e| {
+            self.denied(
+                actor.operator.as_str(),
+                "operator_disable",
+                Some(&target),
+                None,
+                e,
+            )
+        })
     }
 
     /// The agreement text and its hash (any authenticated operator, active or not).
     pub fn agreement(&self, actor: &Actor) -> Result<Agreement, EscrowError> {
         self.authorize(actor, Action::Account)?;
-        Ok(Agreement { text: AGREEMENT_TEXT.to_owned(), sha256: hex::encode(agreement_sha256()) })
+        Ok(Agreement {
+            text: AGREEMENT_TEXT.to_owned(),
+            sha256: hex::encode(agreement_sha256()),
+        })
     }
 
     /// Records the actor's acknowledgement of the agreement whose SHA-256 is `sha256_hex`.
     pub fn acknowledge(&self, actor: &Actor, sha256_hex: &str) -> Result<(), EscrowError> {
         self.authorize(actor, Action::Account)?;
         let res = self.write(|s, tx, _| {
-            if !bool::from(subtle::ConstantTimeEq::ct_eq(sha256_hex.as_bytes(), hex::encode(agreement_sha256()).as_bytes())) {
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                sha256_hex.as_bytes(),
+                hex::encode(agreement_sha256()).as_bytes(),
+            )) {
                 return Err(EscrowError::AgreementMismatch);
             }
             let mut op = tx
                 .operator_get(actor.operator.as_str())
                 .map_err(EscrowError::storage("read operators"))?
-                .ok_or_else(|| EscrowError::UnknownOperator { id: actor.operator.to_string() })?;
+                .ok_or_else(|| EscrowError::UnknownOperator {
+                    id: actor.operator.to_string(),
+                })?;
             op.ack_hash = Some(agreement_sha256());
             op.ack_at = Some(s.now());
-            tx.operator_update(&op).map_err(EscrowError::storage("update an operator"))?;
-            s.audit_append(tx, actor.operator.as_str(), "agreement_acknowledge", None, None, &format!("done: sha256 {sha256_hex}"))?;
+            tx.operator_update(&op)
+                .map_err(EscrowError::storage("update an operator"))?;
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "agreement_acknowledge",
+                None,
+                None,
+                &format!("done: sha256 {sha256_hex}"),
+            )?;
             Ok(())
         });
-        res.map_err(|e| self.denied(actor.operator.as_str(), "agreement_acknowledge", None, None, e))
+        res.map_err(|e| {
+            self.denied(
+                actor.operator.as_str(),
+                "agreement_acknowledge",
+                None,
+                None,
+                e,
+            )
+        })
     }
 
     /// The caller's own account.
     pub fn whoami(&self, actor: &Actor) -> Result<WhoAmI, EscrowError> {
         self.authorize(actor, Action::Account)?;
-        Ok(WhoAmI { id: actor.operator.clone(), role: actor.role, status: actor.status, token_expires_at: actor.token_expires_at })
+        Ok(WhoAmI {
+            id: actor.operator.clone(),
+            role: actor.role,
+            status: actor.status,
+            token_expires_at: actor.token_expires_at,
+        })
     }
 
     /// The retention policy.
@@ -197,9 +305,17 @@ impl Service {
 
     /// Sets the retention (admin) for `line`, or the default; `days` is validated here (negative
     /// and absurd values are refused). Epochs for the new period are created at once.
-    pub fn set_retention(&self, actor: &Actor, days: i64, line: Option<&LineId>) -> Result<RetentionPolicy, EscrowError> {
+    pub fn set_retention(
+        &self,
+        actor: &Actor,
+        days: i64,
+        line: Option<&LineId>,
+    ) -> Result<RetentionPolicy, EscrowError> {
         self.authorize(actor, Action::SetRetention)?;
-        let target = line.map_or_else(|| "retention default".to_owned(), |l| format!("retention line {l}"));
+        let target = line.map_or_else(
+            || "retention default".to_owned(),
+            |l| format!("retention line {l}"),
+        );
         let res = self.write(|s, tx, _| {
             let days = RetentionDays::new(days)?;
             match line {
@@ -207,10 +323,25 @@ impl Service {
                 None => tx.meta_set(META_DEFAULT_RETENTION, days.get().to_string().as_bytes()),
             }
             .map_err(EscrowError::storage("write the retention policy"))?;
-            s.audit_append(tx, actor.operator.as_str(), "retention_set", Some(&target), None, &format!("done: {} days", days.get()))?;
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "retention_set",
+                Some(&target),
+                None,
+                &format!("done: {} days", days.get()),
+            )?;
             read_retention(tx)
         });
-        let policy = res.map_err(|e| self.denied(actor.operator.as_str(), "retention_set", Some(&target), None, e))?;
+        let policy = res.map_err(|e| {
+            self.denied(
+                actor.operator.as_str(),
+                "retention_set",
+                Some(&target),
+                None,
+                e,
+            )
+        })?;
         self.tick()?;
         Ok(policy)
     }
@@ -220,7 +351,14 @@ impl Service {
         self.authorize(actor, Action::OperateRetention)?;
         let now: Timestamp = self.now();
         self.write(|s, tx, _| {
-            s.audit_append(tx, actor.operator.as_str(), "clock_confirm", None, None, &format!("done: wall clock {now}"))?;
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "clock_confirm",
+                None,
+                None,
+                &format!("done: wall clock {now}"),
+            )?;
             Ok(())
         })?;
         {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::Clock;
 use crate::clock::{ClockAlert, ClockVerdict};
 use crate::datadir::{DataDir, InitOptions, InitReport};
 use crate::error::EscrowError;
@@ -24,7 +25,6 @@ use crate::model::{Health, OperatorStatus};
 use crate::retention::{RetentionConfig, RetentionScheduler};
 use crate::secret::{IdentityKey, Token};
 use crate::store::{SqliteStore, Storage, Tx};
-use crate::Clock;
 
 pub use admin::AGREEMENT_TEXT;
 pub use audit::{verify_chain, verify_receipt};
@@ -69,8 +69,13 @@ pub enum CrashPoint {
 
 impl CrashPoint {
     /// Every step, in order.
-    pub const ALL: [CrashPoint; 5] =
-        [CrashPoint::AfterBegin, CrashPoint::AfterDestroy, CrashPoint::AfterStage, CrashPoint::AfterReseal, CrashPoint::AfterCheckpoint];
+    pub const ALL: [CrashPoint; 5] = [
+        CrashPoint::AfterBegin,
+        CrashPoint::AfterDestroy,
+        CrashPoint::AfterStage,
+        CrashPoint::AfterReseal,
+        CrashPoint::AfterCheckpoint,
+    ];
 }
 
 /// Who is asking: an authenticated operator (or the in-process gateway).
@@ -162,7 +167,10 @@ impl Action {
             Action::ReadRecordings => matches!(role, Admin | Auditor | Listener),
             Action::ReleaseKey => role == Listener,
             Action::Erase => matches!(role, Admin | Gateway),
-            Action::Hold | Action::ManageOperators | Action::SetRetention | Action::OperateRetention => role == Admin,
+            Action::Hold
+            | Action::ManageOperators
+            | Action::SetRetention
+            | Action::OperateRetention => role == Admin,
             Action::ListOperators => matches!(role, Admin | Auditor),
             Action::Account => true,
             Action::ReadRetention => matches!(role, Admin | Auditor | Gateway),
@@ -220,8 +228,16 @@ impl Faults {
         self.audit_fail.store(on, Ordering::SeqCst);
     }
     pub(crate) fn check(&self, point: CrashPoint) -> Result<(), EscrowError> {
-        let hit = self.crash.lock().map(|c| *c == Some(point)).unwrap_or(false);
-        if hit { Err(EscrowError::InjectedCrash { point }) } else { Ok(()) }
+        let hit = self
+            .crash
+            .lock()
+            .map(|c| *c == Some(point))
+            .unwrap_or(false);
+        if hit {
+            Err(EscrowError::InjectedCrash { point })
+        } else {
+            Ok(())
+        }
     }
     pub(crate) fn audit_fails(&self) -> bool {
         self.audit_fail.load(Ordering::SeqCst)
@@ -265,11 +281,16 @@ pub struct Service {
 impl Service {
     /// Opens the escrow in `dir` (created by [`crate::datadir::init`]), finishing any shred a
     /// crash interrupted, and runs one retention round.
-    pub fn open(dir: &DataDir, config: ServiceConfig, clock: Arc<dyn Clock>) -> Result<Service, EscrowError> {
+    pub fn open(
+        dir: &DataDir,
+        config: ServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, EscrowError> {
         dir.check_initialised()?;
         let identity = IdentityKey::load(&dir.identity_key())?;
         let keyring = Keyring::open(&dir.keyring())?;
-        let store = SqliteStore::open(&dir.database()).map_err(EscrowError::storage("open the database"))?;
+        let store = SqliteStore::open(&dir.database())
+            .map_err(EscrowError::storage("open the database"))?;
         Self::assemble(Box::new(store), keyring, identity, config, clock)
     }
 
@@ -282,7 +303,11 @@ impl Service {
         clock: Arc<dyn Clock>,
     ) -> Result<(Arc<Service>, Option<InitReport>), EscrowError> {
         let dir = DataDir::new(data);
-        let report = if dir.is_initialised() { None } else { Some(crate::datadir::init(data, opts, &config, clock.clone())?) };
+        let report = if dir.is_initialised() {
+            None
+        } else {
+            Some(crate::datadir::init(data, opts, &config, clock.clone())?)
+        };
         Ok((Arc::new(Service::open(&dir, config, clock)?), report))
     }
 
@@ -295,7 +320,11 @@ impl Service {
     ) -> Result<Service, EscrowError> {
         let scheduler = RetentionScheduler::new(config.retention.clone());
         let svc = Service {
-            inner: Mutex::new(Inner { store, keyring, scheduler }),
+            inner: Mutex::new(Inner {
+                store,
+                keyring,
+                scheduler,
+            }),
             identity,
             clock,
             config,
@@ -310,7 +339,9 @@ impl Service {
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Inner>, EscrowError> {
-        self.inner.lock().map_err(|_| EscrowError::Internal { what: "escrow state lock poisoned by an earlier panic".into() })
+        self.inner.lock().map_err(|_| EscrowError::Internal {
+            what: "escrow state lock poisoned by an earlier panic".into(),
+        })
     }
 
     pub(crate) fn now(&self) -> Timestamp {
@@ -339,7 +370,10 @@ impl Service {
         let now = self.now();
         let mut inner = self.lock()?;
         let mut tx = inner.store.begin().map_err(EscrowError::storage("begin"))?;
-        let Some(row) = tx.token_get(&token.hash()).map_err(EscrowError::storage("look up a token"))? else {
+        let Some(row) = tx
+            .token_get(&token.hash())
+            .map_err(EscrowError::storage("look up a token"))?
+        else {
             bump(&self.metrics.denials);
             return Err(EscrowError::Unauthenticated);
         };
@@ -350,16 +384,28 @@ impl Service {
         drop(tx);
         drop(inner);
         if row.expires_at <= now {
-            let err = EscrowError::TokenExpired { operator: op.id.clone() };
+            let err = EscrowError::TokenExpired {
+                operator: op.id.clone(),
+            };
             return Err(self.denied(&op.id, "authenticate", None, None, err));
         }
         let status = admin::status_of(&op);
         if status == OperatorStatus::Disabled {
-            let err = EscrowError::OperatorInactive { operator: op.id.clone(), status: "disabled" };
+            let err = EscrowError::OperatorInactive {
+                operator: op.id.clone(),
+                status: "disabled",
+            };
             return Err(self.denied(&op.id, "authenticate", None, None, err));
         }
-        let role = op.role.parse::<Role>().map_err(|_| EscrowError::Internal { what: "stored role is unknown".into() })?;
-        Ok(Actor { operator: OperatorId::new(&op.id)?, role, status, token_expires_at: row.expires_at })
+        let role = op.role.parse::<Role>().map_err(|_| EscrowError::Internal {
+            what: "stored role is unknown".into(),
+        })?;
+        Ok(Actor {
+            operator: OperatorId::new(&op.id)?,
+            role,
+            status,
+            token_expires_at: row.expires_at,
+        })
     }
 
     /// Checks that `actor` may perform `action`; a refusal is audited.
@@ -374,8 +420,15 @@ impl Service {
             return Err(self.denied(actor.operator.as_str(), action.name(), None, None, err));
         }
         if action != Action::Account && actor.status != OperatorStatus::Active {
-            let status = if actor.status == OperatorStatus::Disabled { "disabled" } else { "not active (agreement not acknowledged)" };
-            let err = EscrowError::OperatorInactive { operator: actor.operator.to_string(), status };
+            let status = if actor.status == OperatorStatus::Disabled {
+                "disabled"
+            } else {
+                "not active (agreement not acknowledged)"
+            };
+            let err = EscrowError::OperatorInactive {
+                operator: actor.operator.to_string(),
+                status,
+            };
             return Err(self.denied(actor.operator.as_str(), action.name(), None, None, err));
         }
         Ok(())
@@ -383,18 +436,36 @@ impl Service {
 
     /// Audits a refusal in its own transaction and returns the error. If even that fails, the
     /// refusal stands (it was refused anyway) and the metrics count it.
-    pub(crate) fn denied(&self, actor: &str, action: &str, target: Option<&str>, purpose: Option<&str>, err: EscrowError) -> EscrowError {
+    pub(crate) fn denied(
+        &self,
+        actor: &str,
+        action: &str,
+        target: Option<&str>,
+        purpose: Option<&str>,
+        err: EscrowError,
+    ) -> EscrowError {
         bump(&self.metrics.denials);
-        if matches!(err, EscrowError::Storage { .. } | EscrowError::Internal { .. } | EscrowError::AuditUnavailable { .. }) {
+        if matches!(
+            err,
+            EscrowError::Storage { .. }
+                | EscrowError::Internal { .. }
+                | EscrowError::AuditUnavailable { .. }
+        ) {
             return err;
         }
         let outcome = format!("denied: {}", err.code());
-        let _ = self.write(|s, tx, _| s.audit_append(tx, actor, action, target, purpose, &outcome).map(|_| ()));
+        let _ = self.write(|s, tx, _| {
+            s.audit_append(tx, actor, action, target, purpose, &outcome)
+                .map(|_| ())
+        });
         err
     }
 
     /// Runs `f` in one storage transaction and commits it.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&Service, &mut dyn Tx, &Keyring) -> Result<T, EscrowError>) -> Result<T, EscrowError> {
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Service, &mut dyn Tx, &Keyring) -> Result<T, EscrowError>,
+    ) -> Result<T, EscrowError> {
         let mut inner = self.lock()?;
         let Inner { store, keyring, .. } = &mut *inner;
         let mut tx = store.begin().map_err(EscrowError::storage("begin"))?;
@@ -419,9 +490,17 @@ impl Service {
             (trusted, pending)
         };
         Ok(Health {
-            status: if trusted { "ok".into() } else { "degraded".into() },
+            status: if trusted {
+                "ok".into()
+            } else {
+                "degraded".into()
+            },
             clock_trusted: trusted,
-            alert: if trusted { None } else { alert.map(describe_alert) },
+            alert: if trusted {
+                None
+            } else {
+                alert.map(describe_alert)
+            },
             identity: self.identity_hex(),
             pending_epochs: pending,
         })
@@ -431,17 +510,46 @@ impl Service {
     pub fn metrics_text(&self) -> String {
         let m = &self.metrics;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let trusted = self.lock().map(|i| i.scheduler.verdict() == ClockVerdict::Trusted).unwrap_or(false);
+        let trusted = self
+            .lock()
+            .map(|i| i.scheduler.verdict() == ClockVerdict::Trusted)
+            .unwrap_or(false);
         let mut out = String::new();
         for (name, help, v) in [
-            ("callseal_escrow_deposits_total", "Wrapped keys stored.", load(&m.deposits)),
-            ("callseal_escrow_key_releases_total", "Keys released to listeners.", load(&m.releases)),
-            ("callseal_escrow_denials_total", "Requests refused.", load(&m.denials)),
-            ("callseal_escrow_epochs_shredded_total", "Epochs destroyed.", load(&m.shreds)),
-            ("callseal_escrow_erasures_total", "Recordings erased.", load(&m.erasures)),
-            ("callseal_escrow_clock_alerts_total", "Wall-clock alerts raised.", load(&m.clock_alerts)),
+            (
+                "callseal_escrow_deposits_total",
+                "Wrapped keys stored.",
+                load(&m.deposits),
+            ),
+            (
+                "callseal_escrow_key_releases_total",
+                "Keys released to listeners.",
+                load(&m.releases),
+            ),
+            (
+                "callseal_escrow_denials_total",
+                "Requests refused.",
+                load(&m.denials),
+            ),
+            (
+                "callseal_escrow_epochs_shredded_total",
+                "Epochs destroyed.",
+                load(&m.shreds),
+            ),
+            (
+                "callseal_escrow_erasures_total",
+                "Recordings erased.",
+                load(&m.erasures),
+            ),
+            (
+                "callseal_escrow_clock_alerts_total",
+                "Wall-clock alerts raised.",
+                load(&m.clock_alerts),
+            ),
         ] {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
         }
         out.push_str(&format!(
             "# HELP callseal_escrow_clock_trusted 1 if the wall clock is trusted for shredding.\n# TYPE callseal_escrow_clock_trusted gauge\ncallseal_escrow_clock_trusted {}\n",
@@ -454,9 +562,13 @@ impl Service {
 pub(crate) fn describe_alert(a: ClockAlert) -> String {
     match a {
         ClockAlert::JumpedForward { ahead_ms } => {
-            format!("the wall clock jumped {ahead_ms} ms ahead of monotonic time; shredding is suspended until an admin confirms the clock")
+            format!(
+                "the wall clock jumped {ahead_ms} ms ahead of monotonic time; shredding is suspended until an admin confirms the clock"
+            )
         }
-        ClockAlert::JumpedBackward { behind_ms } => format!("the wall clock jumped {behind_ms} ms backward; shredding is delayed"),
+        ClockAlert::JumpedBackward { behind_ms } => {
+            format!("the wall clock jumped {behind_ms} ms backward; shredding is delayed")
+        }
         ClockAlert::UnobservedGap { gap_ms } => format!(
             "the escrow was not running for {gap_ms} ms (or the clock was set ahead while it was stopped); shredding is suspended until an admin confirms the clock"
         ),

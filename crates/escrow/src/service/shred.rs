@@ -14,6 +14,7 @@
 use callseal_recording::keys::{EpochId, SecretKey};
 
 use super::{Action, Actor, CrashPoint, Inner, Service, bump, describe_alert};
+use crate::Timestamp;
 use crate::clock::ClockVerdict;
 use crate::error::EscrowError;
 use crate::keyring::RowSlot;
@@ -21,7 +22,6 @@ use crate::model::{EpochInfo, EpochState};
 use crate::retention::{EpochPhase, EpochView, RetentionAction, shred_after};
 use crate::store::{EpochRow, KeyKind, Tx};
 use crate::table::{EpochEntry, EpochTable, SignedEpochTable};
-use crate::Timestamp;
 
 const META_GENERATION: &str = "table_generation";
 const META_ROTATION_PENDING: &str = "rotation_pending";
@@ -61,13 +61,21 @@ impl Service {
         let (wall, mono) = (self.now(), self.clock.mono());
         let plan = {
             let mut inner = self.lock()?;
-            let Inner { store, scheduler, .. } = &mut *inner;
+            let Inner {
+                store, scheduler, ..
+            } = &mut *inner;
             let mut tx = store.begin().map_err(EscrowError::storage("begin"))?;
             let views: Vec<EpochView> = tx
                 .epochs(false)
                 .map_err(EscrowError::storage("list epochs"))?
                 .into_iter()
-                .map(|e| EpochView { epoch: e.epoch, phase: e.phase, shred_after: e.shred_after, pending_since: e.pending_since, deferred_until: e.deferred_until })
+                .map(|e| EpochView {
+                    epoch: e.epoch,
+                    phase: e.phase,
+                    shred_after: e.shred_after,
+                    pending_since: e.pending_since,
+                    deferred_until: e.deferred_until,
+                })
                 .collect();
             let policy = super::admin::read_retention(tx.as_mut())?;
             let mut days: Vec<u32> = policy.lines.iter().map(|l| l.days).collect();
@@ -89,7 +97,10 @@ impl Service {
                     if let Ok(mut slot) = self.alert.lock() {
                         *slot = Some(a);
                     }
-                    self.write(|s, tx, _| s.audit_append(tx, SYSTEM, "clock_alert", None, None, &describe_alert(a)).map(|_| ()))?;
+                    self.write(|s, tx, _| {
+                        s.audit_append(tx, SYSTEM, "clock_alert", None, None, &describe_alert(a))
+                            .map(|_| ())
+                    })?;
                 }
                 RetentionAction::CreateEpochs(list) => {
                     self.create_epochs(&list)?;
@@ -106,7 +117,10 @@ impl Service {
             }
         }
         if report.clock_trusted {
-            self.write(|_, tx, _| tx.meta_set(META_LAST_SEEN, &wall.unix_ms().to_be_bytes()).map_err(EscrowError::storage("write the heartbeat")))?;
+            self.write(|_, tx, _| {
+                tx.meta_set(META_LAST_SEEN, &wall.unix_ms().to_be_bytes())
+                    .map_err(EscrowError::storage("write the heartbeat"))
+            })?;
         }
         Ok(report)
     }
@@ -115,7 +129,9 @@ impl Service {
     pub(crate) fn resume_clock(&self) -> Result<(), EscrowError> {
         let (wall, mono) = (self.now(), self.clock.mono());
         let mut inner = self.lock()?;
-        let Inner { store, scheduler, .. } = &mut *inner;
+        let Inner {
+            store, scheduler, ..
+        } = &mut *inner;
         let mut tx = store.begin().map_err(EscrowError::storage("begin"))?;
         let last = tx
             .meta_get(META_LAST_SEEN)
@@ -129,7 +145,10 @@ impl Service {
             if let Ok(mut slot) = self.alert.lock() {
                 *slot = Some(a);
             }
-            self.write(|s, tx, _| s.audit_append(tx, SYSTEM, "clock_alert", None, None, &describe_alert(a)).map(|_| ()))?;
+            self.write(|s, tx, _| {
+                s.audit_append(tx, SYSTEM, "clock_alert", None, None, &describe_alert(a))
+                    .map(|_| ())
+            })?;
         }
         Ok(())
     }
@@ -137,11 +156,20 @@ impl Service {
     fn create_epochs(&self, list: &[u32]) -> Result<(), EscrowError> {
         self.write(|s, tx, kr| {
             for &epoch in list {
-                if tx.epoch_get(epoch).map_err(EscrowError::storage("read an epoch"))?.is_some() {
+                if tx
+                    .epoch_get(epoch)
+                    .map_err(EscrowError::storage("read an epoch"))?
+                    .is_some()
+                {
                     continue;
                 }
-                let secret = SecretKey::generate().map_err(|_| EscrowError::Crypto { what: "generating an epoch key" })?;
-                let sealed = kr.seal(&RowSlot::EpochSecret(epoch), secret.expose_bytes().as_slice())?;
+                let secret = SecretKey::generate().map_err(|_| EscrowError::Crypto {
+                    what: "generating an epoch key",
+                })?;
+                let sealed = kr.seal(
+                    &RowSlot::EpochSecret(epoch),
+                    secret.expose_bytes().as_slice(),
+                )?;
                 tx.epoch_insert(&EpochRow {
                     epoch,
                     public_key: secret.public_key().to_bytes(),
@@ -154,7 +182,14 @@ impl Service {
                     destroyed_at: None,
                 })
                 .map_err(EscrowError::storage("create an epoch"))?;
-                s.audit_append(tx, SYSTEM, "epoch_create", Some(&format!("epoch {epoch}")), None, "done")?;
+                s.audit_append(
+                    tx,
+                    SYSTEM,
+                    "epoch_create",
+                    Some(&format!("epoch {epoch}")),
+                    None,
+                    "done",
+                )?;
             }
             Ok(())
         })
@@ -163,14 +198,25 @@ impl Service {
     /// Phase one: the epoch's keys become unusable; an admin may still cancel.
     fn begin_shred(&self, epoch: u32) -> Result<(), EscrowError> {
         self.write(|s, tx, _| {
-            let mut row = tx.epoch_get(epoch).map_err(EscrowError::storage("read an epoch"))?.ok_or(EscrowError::UnknownEpoch { epoch })?;
+            let mut row = tx
+                .epoch_get(epoch)
+                .map_err(EscrowError::storage("read an epoch"))?
+                .ok_or(EscrowError::UnknownEpoch { epoch })?;
             if row.phase != EpochPhase::Active {
                 return Ok(());
             }
             row.phase = EpochPhase::PendingDestruction;
             row.pending_since = Some(s.now());
-            tx.epoch_update(&row).map_err(EscrowError::storage("update an epoch"))?;
-            s.audit_append(tx, SYSTEM, "shred_begin", Some(&format!("epoch {epoch}")), Some("retention"), "pending")?;
+            tx.epoch_update(&row)
+                .map_err(EscrowError::storage("update an epoch"))?;
+            s.audit_append(
+                tx,
+                SYSTEM,
+                "shred_begin",
+                Some(&format!("epoch {epoch}")),
+                Some("retention"),
+                "pending",
+            )?;
             Ok(())
         })?;
         self.faults.check(CrashPoint::AfterBegin)
@@ -179,19 +225,34 @@ impl Service {
     /// Phase two: destroy the epoch secret and every epoch-wrapped key, then rotate.
     fn complete_shred(&self, epoch: u32) -> Result<(), EscrowError> {
         let done = self.write(|s, tx, _| {
-            let mut row = tx.epoch_get(epoch).map_err(EscrowError::storage("read an epoch"))?.ok_or(EscrowError::UnknownEpoch { epoch })?;
+            let mut row = tx
+                .epoch_get(epoch)
+                .map_err(EscrowError::storage("read an epoch"))?
+                .ok_or(EscrowError::UnknownEpoch { epoch })?;
             if row.phase != EpochPhase::PendingDestruction {
                 return Ok(false);
             }
             let now = s.now();
-            let keys = tx.keys_delete_epoch(epoch, KeyKind::Epoch).map_err(EscrowError::storage("delete wrapped keys"))?;
+            let keys = tx
+                .keys_delete_epoch(epoch, KeyKind::Epoch)
+                .map_err(EscrowError::storage("delete wrapped keys"))?;
             row.secret = None;
             row.phase = EpochPhase::Destroyed;
             row.destroyed_at = Some(now);
-            tx.epoch_update(&row).map_err(EscrowError::storage("update an epoch"))?;
-            let receipt = s.receipt_write(tx, format!("epoch {epoch}"), "retention".into(), keys, now)?;
-            s.audit_append(tx, SYSTEM, "shred_complete", Some(&format!("epoch {epoch}")), Some("retention"), &format!("destroyed: {keys} keys, receipt {receipt}"))?;
-            tx.meta_set(META_ROTATION_PENDING, &[1]).map_err(EscrowError::storage("flag the rotation"))?;
+            tx.epoch_update(&row)
+                .map_err(EscrowError::storage("update an epoch"))?;
+            let receipt =
+                s.receipt_write(tx, format!("epoch {epoch}"), "retention".into(), keys, now)?;
+            s.audit_append(
+                tx,
+                SYSTEM,
+                "shred_complete",
+                Some(&format!("epoch {epoch}")),
+                Some("retention"),
+                &format!("destroyed: {keys} keys, receipt {receipt}"),
+            )?;
+            tx.meta_set(META_ROTATION_PENDING, &[1])
+                .map_err(EscrowError::storage("flag the rotation"))?;
             Ok(true)
         })?;
         if done {
@@ -208,14 +269,20 @@ impl Service {
         let Inner { store, keyring, .. } = &mut *inner;
         let pending = {
             let mut tx = store.begin().map_err(EscrowError::storage("begin"))?;
-            tx.meta_get(META_ROTATION_PENDING).map_err(EscrowError::storage("read metadata"))?.is_some()
+            tx.meta_get(META_ROTATION_PENDING)
+                .map_err(EscrowError::storage("read metadata"))?
+                .is_some()
         };
         if pending {
             if keyring.staged_generation().is_none() {
                 keyring.stage_next()?;
             }
             self.faults.check(CrashPoint::AfterStage)?;
-            let next = keyring.staged_generation().ok_or_else(|| EscrowError::Internal { what: "no staged key after staging".into() })?;
+            let next = keyring
+                .staged_generation()
+                .ok_or_else(|| EscrowError::Internal {
+                    what: "no staged key after staging".into(),
+                })?;
             let mut tx = store.begin().map_err(EscrowError::storage("begin"))?;
             let mut failure = None;
             let mut visit = |slot: &RowSlot, sealed: &[u8]| match keyring.reseal(slot, sealed) {
@@ -227,15 +294,23 @@ impl Service {
             };
             let resealed = tx.reseal_all(&mut visit);
             if let Err(e) = resealed {
-                return Err(failure.take().unwrap_or(EscrowError::Storage { context: "re-seal rows", source: e }));
+                return Err(failure.take().unwrap_or(EscrowError::Storage {
+                    context: "re-seal rows",
+                    source: e,
+                }));
             }
-            tx.meta_set(META_GENERATION, &next.to_be_bytes()).map_err(EscrowError::storage("write the generation"))?;
-            tx.meta_delete(META_ROTATION_PENDING).map_err(EscrowError::storage("clear the rotation flag"))?;
-            tx.commit().map_err(EscrowError::storage("commit the rotation"))?;
+            tx.meta_set(META_GENERATION, &next.to_be_bytes())
+                .map_err(EscrowError::storage("write the generation"))?;
+            tx.meta_delete(META_ROTATION_PENDING)
+                .map_err(EscrowError::storage("clear the rotation flag"))?;
+            tx.commit()
+                .map_err(EscrowError::storage("commit the rotation"))?;
             self.faults.check(CrashPoint::AfterReseal)?;
         }
         if keyring.staged_generation().is_some() {
-            store.purge_logs().map_err(EscrowError::storage("checkpoint the WAL"))?;
+            store
+                .purge_logs()
+                .map_err(EscrowError::storage("checkpoint the WAL"))?;
             self.faults.check(CrashPoint::AfterCheckpoint)?;
             keyring.commit_next()?;
         }
@@ -250,12 +325,16 @@ impl Service {
             let Inner { store, keyring, .. } = &mut *inner;
             let mut tx = store.begin().map_err(EscrowError::storage("begin"))?;
             let db_gen = u64_meta(tx.as_mut(), META_GENERATION)?;
-            let pending = tx.meta_get(META_ROTATION_PENDING).map_err(EscrowError::storage("read metadata"))?.is_some();
+            let pending = tx
+                .meta_get(META_ROTATION_PENDING)
+                .map_err(EscrowError::storage("read metadata"))?
+                .is_some();
             let db_gen = match db_gen {
                 Some(g) => g,
                 None => {
                     // A database that never rotated: adopt the keyring's generation.
-                    tx.meta_set(META_GENERATION, &keyring.generation().to_be_bytes()).map_err(EscrowError::storage("write the generation"))?;
+                    tx.meta_set(META_GENERATION, &keyring.generation().to_be_bytes())
+                        .map_err(EscrowError::storage("write the generation"))?;
                     tx.commit().map_err(EscrowError::storage("commit"))?;
                     keyring.generation()
                 }
@@ -282,24 +361,55 @@ impl Service {
 
     /// Cancels a pending shred (admin): the epoch becomes usable again and is not shredded
     /// before `deferred_until`.
-    pub fn cancel_shred(&self, actor: &Actor, epoch: u32, deferred_until: Timestamp) -> Result<(), EscrowError> {
+    pub fn cancel_shred(
+        &self,
+        actor: &Actor,
+        epoch: u32,
+        deferred_until: Timestamp,
+    ) -> Result<(), EscrowError> {
         self.authorize(actor, Action::OperateRetention)?;
         let target = format!("epoch {epoch}");
         let res = self.write(|s, tx, _| {
-            let mut row = tx.epoch_get(epoch).map_err(EscrowError::storage("read an epoch"))?.ok_or(EscrowError::UnknownEpoch { epoch })?;
+            let mut row = tx
+                .epoch_get(epoch)
+                .map_err(EscrowError::storage("read an epoch"))?
+                .ok_or(EscrowError::UnknownEpoch { epoch })?;
             match row.phase {
                 EpochPhase::PendingDestruction => {}
-                EpochPhase::Destroyed => return Err(EscrowError::KeyShredded { id: target.clone(), at: row.destroyed_at.unwrap_or(row.shred_after) }),
-                EpochPhase::Active => return Err(EscrowError::invalid("epoch", "is not pending destruction")),
+                EpochPhase::Destroyed => {
+                    return Err(EscrowError::KeyShredded {
+                        id: target.clone(),
+                        at: row.destroyed_at.unwrap_or(row.shred_after),
+                    });
+                }
+                EpochPhase::Active => {
+                    return Err(EscrowError::invalid("epoch", "is not pending destruction"));
+                }
             }
             row.phase = EpochPhase::Active;
             row.pending_since = None;
             row.deferred_until = Some(deferred_until);
-            tx.epoch_update(&row).map_err(EscrowError::storage("update an epoch"))?;
-            s.audit_append(tx, actor.operator.as_str(), "shred_cancel", Some(&target), None, &format!("done: deferred until {deferred_until}"))?;
+            tx.epoch_update(&row)
+                .map_err(EscrowError::storage("update an epoch"))?;
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "shred_cancel",
+                Some(&target),
+                None,
+                &format!("done: deferred until {deferred_until}"),
+            )?;
             Ok(())
         });
-        res.map_err(|e| self.denied(actor.operator.as_str(), "shred_cancel", Some(&target), None, e))
+        res.map_err(|e| {
+            self.denied(
+                actor.operator.as_str(),
+                "shred_cancel",
+                Some(&target),
+                None,
+                e,
+            )
+        })
     }
 
     /// All epochs with their states and recording counts (admin, auditor).
@@ -307,17 +417,28 @@ impl Service {
         self.authorize(actor, Action::ListEpochs)?;
         let mut inner = self.lock()?;
         let mut tx = inner.store.begin().map_err(EscrowError::storage("begin"))?;
-        let rows = tx.epochs(true).map_err(EscrowError::storage("list epochs"))?;
+        let rows = tx
+            .epochs(true)
+            .map_err(EscrowError::storage("list epochs"))?;
         rows.into_iter()
             .map(|e| {
-                let recordings = tx.recordings_count(e.epoch).map_err(EscrowError::storage("count recordings"))?;
+                let recordings = tx
+                    .recordings_count(e.epoch)
+                    .map_err(EscrowError::storage("count recordings"))?;
                 let state = match e.phase {
                     EpochPhase::Active if recordings == 0 => EpochState::Upcoming,
                     EpochPhase::Active => EpochState::Active,
                     EpochPhase::PendingDestruction => EpochState::PendingShred,
                     EpochPhase::Destroyed => EpochState::Shredded,
                 };
-                Ok(EpochInfo { epoch: e.epoch, state, shred_after: e.shred_after, pending_since: e.pending_since, destroyed_at: e.destroyed_at, recordings })
+                Ok(EpochInfo {
+                    epoch: e.epoch,
+                    state,
+                    shred_after: e.shred_after,
+                    pending_since: e.pending_since,
+                    destroyed_at: e.destroyed_at,
+                    recordings,
+                })
             })
             .collect()
     }
@@ -335,13 +456,24 @@ impl Service {
             .filter(|e| e.phase == EpochPhase::Active)
             .map(|e| {
                 let public_key = callseal_recording::keys::PublicKey::from_bytes(e.public_key)
-                    .map_err(|_| EscrowError::Crypto { what: "a stored epoch public key" })?;
-                Ok(EpochEntry { epoch: EpochId(e.epoch), public_key, shred_after: e.shred_after })
+                    .map_err(|_| EscrowError::Crypto {
+                        what: "a stored epoch public key",
+                    })?;
+                Ok(EpochEntry {
+                    epoch: EpochId(e.epoch),
+                    public_key,
+                    shred_after: e.shred_after,
+                })
             })
             .collect::<Result<Vec<_>, EscrowError>>()?;
         drop(tx);
         drop(inner);
-        let table = EpochTable { escrow_key: self.identity_hex(), issued_at: self.now(), retention, epochs };
+        let table = EpochTable {
+            escrow_key: self.identity_hex(),
+            issued_at: self.now(),
+            retention,
+            epochs,
+        };
         SignedEpochTable::sign(&table, &self.identity)
     }
 }

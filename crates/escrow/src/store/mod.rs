@@ -27,7 +27,9 @@ pub enum StoreError {
         what: String,
     },
     /// The database schema is newer than this build.
-    #[error("database schema version {found} is newer than this build supports ({supported}); upgrade callseal")]
+    #[error(
+        "database schema version {found} is newer than this build supports ({supported}); upgrade callseal"
+    )]
     SchemaTooNew {
         /// Version found.
         found: i64,
@@ -194,6 +196,9 @@ pub struct ReceiptRow {
     pub signature: [u8; 64],
 }
 
+/// Re-seals one sealed value for its row slot; `None` aborts the bulk operation.
+pub type ResealVisitor<'a> = dyn FnMut(&RowSlot, &[u8]) -> Option<Vec<u8>> + 'a;
+
 /// Result alias of storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -227,7 +232,13 @@ pub trait Tx {
     fn recordings(&mut self, q: &RecordingQuery) -> StoreResult<Vec<RecordingRow>>;
     fn recordings_count(&mut self, epoch: u32) -> StoreResult<u64>;
 
-    fn key_put(&mut self, id: &[u8; 16], kind: KeyKind, epoch: u32, sealed: &[u8]) -> StoreResult<()>;
+    fn key_put(
+        &mut self,
+        id: &[u8; 16],
+        kind: KeyKind,
+        epoch: u32,
+        sealed: &[u8],
+    ) -> StoreResult<()>;
     fn key_get(&mut self, id: &[u8; 16], kind: KeyKind) -> StoreResult<Option<Vec<u8>>>;
     fn key_delete(&mut self, id: &[u8; 16], kind: KeyKind) -> StoreResult<bool>;
     /// Deletes every key row of `kind` in `epoch`; returns how many.
@@ -238,7 +249,7 @@ pub trait Tx {
 
     /// Rewrites every sealed value (epoch secrets, key rows, named secrets) with the visitor's
     /// result; the visitor returns `None` to abort. Returns the number of rows rewritten.
-    fn reseal_all(&mut self, visit: &mut dyn FnMut(&RowSlot, &[u8]) -> Option<Vec<u8>>) -> StoreResult<u64>;
+    fn reseal_all(&mut self, visit: &mut ResealVisitor<'_>) -> StoreResult<u64>;
 
     fn operator_insert(&mut self, row: &OperatorRow) -> StoreResult<()>;
     fn operator_get(&mut self, id: &str) -> StoreResult<Option<OperatorRow>>;

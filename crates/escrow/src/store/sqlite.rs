@@ -7,8 +7,8 @@ use std::path::Path;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{
-    AuditRow, EpochRow, KeyKind, OperatorRow, ReceiptRow, RecordingQuery, RecordingRow, RecordingState,
-    Storage, StoreError, StoreResult, TokenRow, Tx,
+    AuditRow, EpochRow, KeyKind, OperatorRow, ReceiptRow, RecordingQuery, RecordingRow,
+    RecordingState, Storage, StoreError, StoreResult, TokenRow, Tx,
 };
 use crate::ids::Timestamp;
 use crate::keyring::RowSlot;
@@ -102,9 +102,16 @@ impl SqliteStore {
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let supported = MIGRATIONS.len() as i64;
         if version > supported {
-            return Err(StoreError::SchemaTooNew { found: version, supported });
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                supported,
+            });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(version).unwrap_or(0)) {
+        for (i, sql) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -116,15 +123,22 @@ impl SqliteStore {
 
 impl Storage for SqliteStore {
     fn begin(&mut self) -> StoreResult<Box<dyn Tx + '_>> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         Ok(Box::new(SqliteTx { tx }))
     }
 
     fn purge_logs(&mut self) -> StoreResult<()> {
         let (busy, _, _): (i64, i64, i64) =
-            self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
         if busy != 0 {
-            return Err(StoreError::Corrupt { what: "WAL checkpoint blocked by a reader; retry".into() });
+            return Err(StoreError::Corrupt {
+                what: "WAL checkpoint blocked by a reader; retry".into(),
+            });
         }
         Ok(())
     }
@@ -140,7 +154,11 @@ fn ts(v: Option<i64>) -> Option<Timestamp> {
 
 fn arr<const N: usize>(v: Vec<u8>, what: &str) -> rusqlite::Result<[u8; N]> {
     v.try_into().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, format!("{what}: wrong length").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            format!("{what}: wrong length").into(),
+        )
     })
 }
 
@@ -149,7 +167,11 @@ fn opt_arr<const N: usize>(v: Option<Vec<u8>>, what: &str) -> rusqlite::Result<O
 }
 
 fn bad_text(what: &str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown {what}").into())
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("unknown {what}").into(),
+    )
 }
 
 fn epoch_from_row(r: &Row<'_>) -> rusqlite::Result<EpochRow> {
@@ -167,8 +189,7 @@ fn epoch_from_row(r: &Row<'_>) -> rusqlite::Result<EpochRow> {
     })
 }
 
-const EPOCH_COLS: &str =
-    "epoch, public_key, secret, phase, created_at, shred_after, pending_since, deferred_until, destroyed_at";
+const EPOCH_COLS: &str = "epoch, public_key, secret, phase, created_at, shred_after, pending_since, deferred_until, destroyed_at";
 const REC_COLS: &str = "id, epoch, line, caller_code, gateway, started_at, ended_at, consent, digest, deposited_at, state, reason, destroyed_at";
 
 fn recording_from_row(r: &Row<'_>) -> rusqlite::Result<RecordingRow> {
@@ -228,7 +249,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn meta_delete(&mut self, key: &str) -> StoreResult<()> {
-        self.tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?.execute([key])?;
+        self.tx
+            .prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([key])?;
         Ok(())
     }
 
@@ -241,7 +264,9 @@ impl Tx for SqliteTx<'_> {
 
     fn epoch_insert(&mut self, e: &EpochRow) -> StoreResult<()> {
         self.tx
-            .prepare_cached(&format!("INSERT INTO epochs ({EPOCH_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"))?
+            .prepare_cached(&format!(
+                "INSERT INTO epochs ({EPOCH_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)"
+            ))?
             .execute(params![
                 e.epoch,
                 e.public_key.as_slice(),
@@ -287,7 +312,9 @@ impl Tx for SqliteTx<'_> {
             format!("SELECT {EPOCH_COLS} FROM epochs WHERE phase != 'destroyed' ORDER BY epoch")
         };
         let mut st = self.tx.prepare_cached(&sql)?;
-        let rows = st.query_map([], epoch_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let rows = st
+            .query_map([], epoch_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
@@ -365,7 +392,13 @@ impl Tx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
-    fn key_put(&mut self, id: &[u8; 16], kind: KeyKind, epoch: u32, sealed: &[u8]) -> StoreResult<()> {
+    fn key_put(
+        &mut self,
+        id: &[u8; 16],
+        kind: KeyKind,
+        epoch: u32,
+        sealed: &[u8],
+    ) -> StoreResult<()> {
         self.tx
             .prepare_cached(
                 "INSERT INTO keys (id, kind, epoch, sealed) VALUES (?1, ?2, ?3, ?4) \
@@ -414,7 +447,7 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn reseal_all(&mut self, visit: &mut dyn FnMut(&RowSlot, &[u8]) -> Option<Vec<u8>>) -> StoreResult<u64> {
+    fn reseal_all(&mut self, visit: &mut super::ResealVisitor<'_>) -> StoreResult<u64> {
         let mut count = 0u64;
         // Epoch secrets.
         let rows: Vec<(u32, Vec<u8>)> = self
@@ -423,9 +456,12 @@ impl Tx for SqliteTx<'_> {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         {
-            let mut up = self.tx.prepare("UPDATE epochs SET secret = ?2 WHERE epoch = ?1")?;
+            let mut up = self
+                .tx
+                .prepare("UPDATE epochs SET secret = ?2 WHERE epoch = ?1")?;
             for (epoch, sealed) in rows {
-                let new = visit(&RowSlot::EpochSecret(epoch), &sealed).ok_or(StoreError::Aborted)?;
+                let new =
+                    visit(&RowSlot::EpochSecret(epoch), &sealed).ok_or(StoreError::Aborted)?;
                 up.execute(params![epoch, new])?;
                 count += 1;
             }
@@ -437,9 +473,12 @@ impl Tx for SqliteTx<'_> {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         {
-            let mut up = self.tx.prepare("UPDATE secrets SET sealed = ?2 WHERE name = ?1")?;
+            let mut up = self
+                .tx
+                .prepare("UPDATE secrets SET sealed = ?2 WHERE name = ?1")?;
             for (name, sealed) in rows {
-                let new = visit(&RowSlot::Named(name.clone()), &sealed).ok_or(StoreError::Aborted)?;
+                let new =
+                    visit(&RowSlot::Named(name.clone()), &sealed).ok_or(StoreError::Aborted)?;
                 up.execute(params![name, new])?;
                 count += 1;
             }
@@ -454,15 +493,21 @@ impl Tx for SqliteTx<'_> {
                 .collect::<Result<_, _>>()?;
             let Some(last) = batch.last() else { break };
             last_rowid = last.0;
-            let mut up = self.tx.prepare_cached("UPDATE keys SET sealed = ?2 WHERE rowid = ?1")?;
+            let mut up = self
+                .tx
+                .prepare_cached("UPDATE keys SET sealed = ?2 WHERE rowid = ?1")?;
             for (rowid, id, kind, sealed) in batch {
-                let id: [u8; 16] = id
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt { what: "key row id is not 16 bytes".into() })?;
+                let id: [u8; 16] = id.try_into().map_err(|_| StoreError::Corrupt {
+                    what: "key row id is not 16 bytes".into(),
+                })?;
                 let slot = match kind {
                     0 => RowSlot::RecordingKey(id),
                     1 => RowSlot::HoldKey(id),
-                    _ => return Err(StoreError::Corrupt { what: format!("unknown key kind {kind}") }),
+                    _ => {
+                        return Err(StoreError::Corrupt {
+                            what: format!("unknown key kind {kind}"),
+                        });
+                    }
                 };
                 let new = visit(&slot, &sealed).ok_or(StoreError::Aborted)?;
                 up.execute(params![rowid, new])?;
@@ -474,7 +519,9 @@ impl Tx for SqliteTx<'_> {
 
     fn operator_insert(&mut self, o: &OperatorRow) -> StoreResult<()> {
         self.tx
-            .prepare_cached(&format!("INSERT INTO operators ({OP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"))?
+            .prepare_cached(&format!(
+                "INSERT INTO operators ({OP_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
+            ))?
             .execute(params![
                 o.id,
                 o.role,
@@ -511,13 +558,19 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn operators(&mut self) -> StoreResult<Vec<OperatorRow>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {OP_COLS} FROM operators ORDER BY id"))?;
-        let rows = st.query_map([], operator_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        let mut st = self
+            .tx
+            .prepare_cached(&format!("SELECT {OP_COLS} FROM operators ORDER BY id"))?;
+        let rows = st
+            .query_map([], operator_from_row)?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     fn operator_count(&mut self) -> StoreResult<u64> {
-        let n: i64 = self.tx.query_row("SELECT COUNT(*) FROM operators", [], |r| r.get(0))?;
+        let n: i64 = self
+            .tx
+            .query_row("SELECT COUNT(*) FROM operators", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -531,7 +584,9 @@ impl Tx for SqliteTx<'_> {
     fn token_get(&mut self, hash: &[u8; 32]) -> StoreResult<Option<TokenRow>> {
         Ok(self
             .tx
-            .prepare_cached("SELECT hash, operator, expires_at, created_at FROM tokens WHERE hash = ?1")?
+            .prepare_cached(
+                "SELECT hash, operator, expires_at, created_at FROM tokens WHERE hash = ?1",
+            )?
             .query_row([hash.as_slice()], |r| {
                 Ok(TokenRow {
                     hash: arr(r.get(0)?, "token hash")?,
@@ -544,12 +599,17 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn tokens_delete(&mut self, operator: &str) -> StoreResult<u64> {
-        Ok(self.tx.prepare_cached("DELETE FROM tokens WHERE operator = ?1")?.execute([operator])? as u64)
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM tokens WHERE operator = ?1")?
+            .execute([operator])? as u64)
     }
 
     fn token_latest_expiry(&mut self, operator: &str) -> StoreResult<Option<Timestamp>> {
-        let n: Option<i64> =
-            self.tx.prepare_cached("SELECT MAX(expires_at) FROM tokens WHERE operator = ?1")?.query_row([operator], |r| r.get(0))?;
+        let n: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT MAX(expires_at) FROM tokens WHERE operator = ?1")?
+            .query_row([operator], |r| r.get(0))?;
         Ok(n.map(Timestamp::from_unix_ms))
     }
 
@@ -572,38 +632,56 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn retention_list(&mut self) -> StoreResult<Vec<(String, u32)>> {
-        let mut st = self.tx.prepare_cached("SELECT line, days FROM retention ORDER BY line")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT line, days FROM retention ORDER BY line")?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     fn audit_append(&mut self, a: &AuditRow) -> StoreResult<()> {
         self.tx
-            .prepare_cached("INSERT INTO audit (seq, body, hash, signature) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![a.seq as i64, a.body, a.hash.as_slice(), a.signature.as_slice()])?;
+            .prepare_cached(
+                "INSERT INTO audit (seq, body, hash, signature) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                a.seq as i64,
+                a.body,
+                a.hash.as_slice(),
+                a.signature.as_slice()
+            ])?;
         Ok(())
     }
 
     fn audit_last(&mut self) -> StoreResult<Option<AuditRow>> {
         Ok(self
             .tx
-            .prepare_cached("SELECT seq, body, hash, signature FROM audit ORDER BY seq DESC LIMIT 1")?
+            .prepare_cached(
+                "SELECT seq, body, hash, signature FROM audit ORDER BY seq DESC LIMIT 1",
+            )?
             .query_row([], audit_from_row)
             .optional()?)
     }
 
     fn audit_range(&mut self, from: u64, limit: u32) -> StoreResult<Vec<AuditRow>> {
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT seq, body, hash, signature FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut st = self.tx.prepare_cached(
+            "SELECT seq, body, hash, signature FROM audit WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
         let rows = st
-            .query_map(params![i64::try_from(from).unwrap_or(i64::MAX), limit], audit_from_row)?
+            .query_map(
+                params![i64::try_from(from).unwrap_or(i64::MAX), limit],
+                audit_from_row,
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
     fn audit_count(&mut self) -> StoreResult<u64> {
-        let n: i64 = self.tx.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
+        let n: i64 = self
+            .tx
+            .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -615,22 +693,27 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn receipt_last_seq(&mut self) -> StoreResult<Option<u64>> {
-        let n: Option<i64> = self.tx.query_row("SELECT MAX(seq) FROM receipts", [], |r| r.get(0))?;
+        let n: Option<i64> = self
+            .tx
+            .query_row("SELECT MAX(seq) FROM receipts", [], |r| r.get(0))?;
         Ok(n.map(|n| n as u64))
     }
 
     fn receipts(&mut self, from: u64, limit: u32) -> StoreResult<Vec<ReceiptRow>> {
-        let mut st = self
-            .tx
-            .prepare_cached("SELECT seq, body, signature FROM receipts WHERE seq >= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut st = self.tx.prepare_cached(
+            "SELECT seq, body, signature FROM receipts WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+        )?;
         let rows = st
-            .query_map(params![i64::try_from(from).unwrap_or(i64::MAX), limit], |r| {
-                Ok(ReceiptRow {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    body: r.get(1)?,
-                    signature: arr(r.get(2)?, "receipt signature")?,
-                })
-            })?
+            .query_map(
+                params![i64::try_from(from).unwrap_or(i64::MAX), limit],
+                |r| {
+                    Ok(ReceiptRow {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        body: r.get(1)?,
+                        signature: arr(r.get(2)?, "receipt signature")?,
+                    })
+                },
+            )?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
@@ -647,12 +730,19 @@ mod tests {
         drop(SqliteStore::open(&p).unwrap());
         drop(SqliteStore::open(&p).unwrap());
         let c = Connection::open(&p).unwrap();
-        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
-        let sd: i64 = c.query_row("PRAGMA secure_delete", [], |r| r.get(0)).unwrap();
+        let sd: i64 = c
+            .query_row("PRAGMA secure_delete", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(sd, 0, "secure_delete is per connection; ours sets it");
         c.pragma_update(None, "user_version", 99).unwrap();
         drop(c);
-        assert!(matches!(SqliteStore::open(&p).err(), Some(StoreError::SchemaTooNew { found: 99, .. })));
+        assert!(matches!(
+            SqliteStore::open(&p).err(),
+            Some(StoreError::SchemaTooNew { found: 99, .. })
+        ));
     }
 }

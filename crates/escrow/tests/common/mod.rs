@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use callseal_escrow::retention::RetentionConfig;
 use callseal_escrow::*;
-use callseal_recording::keys::{DataKey, EpochId, RecordingId, SecretKey, WrappedKey, unwrap, wrap};
+use callseal_recording::keys::{
+    DataKey, EpochId, RecordingId, SecretKey, WrappedKey, unwrap, wrap,
+};
 use callseal_recording::{Leg, Reader, Writer, WriterConfig};
 
 /// 2025-12-03T00:00Z.
@@ -45,14 +47,30 @@ pub fn env() -> Env {
 pub fn env_with(config: ServiceConfig, default_days: u32) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let opts = InitOptions { default_retention_days: default_days, ..InitOptions::default() };
+    let opts = InitOptions {
+        default_retention_days: default_days,
+        ..InitOptions::default()
+    };
     let report = datadir::init(dir.path(), &opts, &config, clock.clone()).unwrap();
-    let gateway_token = std::fs::read_to_string(&report.gateway_token_file).unwrap().trim().to_owned();
+    let gateway_token = std::fs::read_to_string(&report.gateway_token_file)
+        .unwrap()
+        .trim()
+        .to_owned();
     let admin_token = report.admin_token.expose().to_string();
-    let svc = Arc::new(Service::open(&DataDir::new(dir.path()), config.clone(), clock.clone()).unwrap());
+    let svc =
+        Arc::new(Service::open(&DataDir::new(dir.path()), config.clone(), clock.clone()).unwrap());
     let admin = activate(&svc, &admin_token);
     let gateway = svc.authenticate(&gateway_token).unwrap();
-    Env { dir, clock, config, svc, admin, gateway, admin_token, gateway_token }
+    Env {
+        dir,
+        clock,
+        config,
+        svc,
+        admin,
+        gateway,
+        admin_token,
+        gateway_token,
+    }
 }
 
 /// Authenticates and acknowledges the agreement.
@@ -80,25 +98,56 @@ impl Env {
 
     /// "Kills" the service (drops it without any clean-up) and opens it again from disk.
     pub fn restart(self) -> Env {
-        let Env { dir, clock, config, svc, admin_token, gateway_token, .. } = self;
+        let Env {
+            dir,
+            clock,
+            config,
+            svc,
+            admin_token,
+            gateway_token,
+            ..
+        } = self;
         assert_eq!(Arc::strong_count(&svc), 1, "the service is still shared");
         drop(svc);
-        let svc = Arc::new(Service::open(&DataDir::new(dir.path()), config.clone(), clock.clone()).unwrap());
+        let svc = Arc::new(
+            Service::open(&DataDir::new(dir.path()), config.clone(), clock.clone()).unwrap(),
+        );
         let admin = svc.authenticate(&admin_token).unwrap();
         let gateway = svc.authenticate(&gateway_token).unwrap();
-        Env { dir, clock, config, svc, admin, gateway, admin_token, gateway_token }
+        Env {
+            dir,
+            clock,
+            config,
+            svc,
+            admin,
+            gateway,
+            admin_token,
+            gateway_token,
+        }
     }
 
     pub fn listener(&self, name: &str) -> Listener {
         let secret = SecretKey::generate().unwrap();
-        let new = NewOperator { id: OperatorId::new(name).unwrap(), role: Role::Listener, public_key: Some(secret.public_key()) };
+        let new = NewOperator {
+            id: OperatorId::new(name).unwrap(),
+            role: Role::Listener,
+            public_key: Some(secret.public_key()),
+        };
         let en = self.svc.add_operator(&self.admin, &new).unwrap();
         let actor = activate(&self.svc, &en.token);
-        Listener { actor, token: en.token, secret }
+        Listener {
+            actor,
+            token: en.token,
+            secret,
+        }
     }
 
     pub fn operator(&self, name: &str, role: Role) -> (Actor, String) {
-        let new = NewOperator { id: OperatorId::new(name).unwrap(), role, public_key: None };
+        let new = NewOperator {
+            id: OperatorId::new(name).unwrap(),
+            role,
+            public_key: None,
+        };
         let en = self.svc.add_operator(&self.admin, &new).unwrap();
         (activate(&self.svc, &en.token), en.token)
     }
@@ -106,12 +155,23 @@ impl Env {
     /// Deposits a recording started at `started` on `line`; returns it with its data key and a
     /// small sealed recording written with that key.
     pub fn deposit(&self, started: Timestamp, line: &str) -> Sealed {
-        let table = self.svc.epoch_table(&self.gateway).unwrap().verify(&self.svc.identity_public()).unwrap();
+        let table = self
+            .svc
+            .epoch_table(&self.gateway)
+            .unwrap()
+            .verify(&self.svc.identity_public())
+            .unwrap();
         let line = LineId::new(line).unwrap();
-        let entry = table.epoch_for(started, Some(&line)).expect("epoch in table").clone();
+        let entry = table
+            .epoch_for(started, Some(&line))
+            .expect("epoch in table")
+            .clone();
         let s = sealed(entry.epoch, &entry.public_key);
         let d = s.deposit(started, &line);
-        assert_eq!(self.svc.deposit(&self.gateway, &d).unwrap(), DepositOutcome::Stored);
+        assert_eq!(
+            self.svc.deposit(&self.gateway, &d).unwrap(),
+            DepositOutcome::Stored
+        );
         s
     }
 }
@@ -129,9 +189,15 @@ pub fn sealed(epoch: EpochId, public: &callseal_recording::keys::PublicKey) -> S
     let id = RecordingId::generate().unwrap();
     let wrapped = wrap(&key, id, epoch, public).unwrap();
     let mut w = Writer::new(Vec::new(), &key, id, epoch, WriterConfig::default()).unwrap();
-    w.push_frame(Leg::Caller, 0, Duration::ZERO, 0, &[0xff; 160]).unwrap();
+    w.push_frame(Leg::Caller, 0, Duration::ZERO, 0, &[0xff; 160])
+        .unwrap();
     let file = w.finish().unwrap();
-    Sealed { id, epoch, wrapped, file }
+    Sealed {
+        id,
+        epoch,
+        wrapped,
+        file,
+    }
 }
 
 impl Sealed {
@@ -145,14 +211,23 @@ impl Sealed {
             gateway: GatewayId::new("gateway").unwrap(),
             started_at: started,
             ended_at: Some(started.plus_ms(60_000)),
-            consent: ConsentEvidence { digit: Some('1'), decided_at: started, prompt_sha256: "ab".repeat(32), gateway_key: None, signature: None },
+            consent: ConsentEvidence {
+                digit: Some('1'),
+                decided_at: started,
+                prompt_sha256: "ab".repeat(32),
+                gateway_key: None,
+                signature: None,
+            },
         }
     }
 
     /// Whether a released key (wrapped to `secret`'s public key) opens this recording.
     pub fn opens_with(&self, released: &WrappedKey, secret: &SecretKey) -> bool {
-        let Ok(key) = unwrap(released, secret) else { return false };
-        Reader::new(self.file.as_slice(), &key).is_ok_and(|mut r| r.next_frame().is_ok_and(|f| f.is_some()))
+        let Ok(key) = unwrap(released, secret) else {
+            return false;
+        };
+        Reader::new(self.file.as_slice(), &key)
+            .is_ok_and(|mut r| r.next_frame().is_ok_and(|f| f.is_some()))
     }
 }
 

@@ -105,8 +105,13 @@ impl CallerNumber {
         self.code
     }
 
-    /// The text to put in the B-leg identity (From / P-Asserted-Identity / Contact user).
+    /// The text to put in the B-leg identity (From user and display name). A caller without
+    /// any digit (withheld, `anonymous`) is presented as `anonymous` in every mode, so that no
+    /// pseudonym suggests a returning caller.
     pub fn presented(&self, mode: IdentityMode) -> String {
+        if !self.normalised.chars().any(|c| c.is_ascii_digit()) {
+            return "anonymous".to_owned();
+        }
         match mode {
             IdentityMode::Pseudonym => self.code.to_string(),
             IdentityMode::Masked => mask(&self.normalised),
@@ -250,6 +255,18 @@ mod tests {
         assert_eq!(n.presented(IdentityMode::Pseudonym), n.code().to_string());
         assert_eq!(n.presented(IdentityMode::Masked), "*********01");
         assert_eq!(n.presented(IdentityMode::Passthrough), "+15555550101");
+    }
+
+    #[test]
+    fn withheld_numbers_are_anonymous_in_every_mode() {
+        let n = CallerNumber::new("Anonymous", &pepper(4));
+        for mode in [
+            IdentityMode::Pseudonym,
+            IdentityMode::Masked,
+            IdentityMode::Passthrough,
+        ] {
+            assert_eq!(n.presented(mode), "anonymous");
+        }
     }
 
     #[test]

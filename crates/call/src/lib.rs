@@ -20,7 +20,7 @@ mod ids;
 mod manager;
 pub mod sdp;
 pub mod sip_io;
-pub mod timers;
+mod timers;
 
 pub use command::*;
 pub use config::{CallConfig, ConsentSettings, RecordingSettings, SurveySettings, Target};

@@ -2,6 +2,7 @@
 //! what the call core asks it to send. Retransmissions, Timer A–K and CANCEL matching are the
 //! transaction layer's job (RFC 3261 §17); the core sees each request and response once.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use callseal_sip::Message;
@@ -20,8 +21,8 @@ pub enum TransactionFailure {
     Transport,
 }
 
-/// A SIP input for the core.
-#[derive(Debug)]
+/// A SIP input for the core. `Debug` shows the kind, method/status and CSeq only: bodies
+/// may carry SRTP keys and headers the caller's number.
 #[non_exhaustive]
 pub enum SipEvent {
     /// A new request (never a retransmission). `tx` is `None` for an ACK, which has no server
@@ -63,8 +64,7 @@ pub enum SipEvent {
     },
 }
 
-/// A SIP output of the core.
-#[derive(Debug)]
+/// A SIP output of the core. `Debug` shows no body and no identity (see [`SipEvent`]).
 #[non_exhaustive]
 pub enum SipCommand {
     /// Send a response on a server transaction.
@@ -97,4 +97,87 @@ pub enum SipCommand {
         /// Next hop.
         destination: SocketAddr,
     },
+}
+
+/// `INVITE cseq=1 call-id=…` / `200 cseq=1 INVITE`: enough to follow a call in a log.
+fn brief(m: &Message) -> String {
+    let cseq = m
+        .headers
+        .cseq()
+        .map(|c| format!("{} {}", c.seq, c.method))
+        .unwrap_or_default();
+    match (m.method(), m.status()) {
+        (Some(method), _) => format!("{method} (CSeq {cseq})"),
+        (None, Some(status)) => format!("{status} (CSeq {cseq})"),
+        (None, None) => String::new(),
+    }
+}
+
+impl fmt::Debug for SipEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Request {
+                tx,
+                request,
+                source,
+            } => f
+                .debug_struct("Request")
+                .field("tx", tx)
+                .field("request", &brief(request))
+                .field("source", source)
+                .finish(),
+            Self::Response { response } => f
+                .debug_struct("Response")
+                .field("response", &brief(response))
+                .finish(),
+            Self::Cancelled { tx } => f.debug_struct("Cancelled").field("tx", tx).finish(),
+            Self::AckTimeout { tx } => f.debug_struct("AckTimeout").field("tx", tx).finish(),
+            Self::RequestFailed {
+                branch,
+                method,
+                failure,
+            } => f
+                .debug_struct("RequestFailed")
+                .field("branch", branch)
+                .field("method", method)
+                .field("failure", failure)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for SipCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Respond { tx, response } => f
+                .debug_struct("Respond")
+                .field("tx", tx)
+                .field("response", &brief(response))
+                .finish(),
+            Self::Request {
+                request,
+                destination,
+            } => f
+                .debug_struct("Request")
+                .field("request", &brief(request))
+                .field("destination", destination)
+                .finish(),
+            Self::Ack {
+                request,
+                destination,
+            } => f
+                .debug_struct("Ack")
+                .field("request", &brief(request))
+                .field("destination", destination)
+                .finish(),
+            Self::Cancel {
+                invite_branch,
+                destination,
+            } => f
+                .debug_struct("Cancel")
+                .field("invite_branch", invite_branch)
+                .field("destination", destination)
+                .finish(),
+        }
+    }
 }

@@ -53,11 +53,6 @@ impl TimerTable {
         self.at = [None; COUNT];
     }
 
-    /// True if the timer is set.
-    pub fn is_set(&self, timer: Timer) -> bool {
-        self.at[timer.index()].is_some()
-    }
-
     /// The earliest deadline.
     pub fn next(&self) -> Option<Instant> {
         self.at.iter().flatten().min().copied()

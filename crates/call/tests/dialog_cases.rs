@@ -745,3 +745,88 @@ fn out_of_dialog_requests_and_bad_invites() {
     assert_eq!(summary(&cmds), ["Respond 482 INVITE"]);
     assert_eq!(h.core.active_calls(), 1);
 }
+
+#[test]
+fn privacy_header_keeps_passthrough_from_revealing_the_number() {
+    let mut cfg = pbx_config();
+    cfg.identity = IdentityMode::Passthrough;
+    let mut h = H::new(cfg);
+    let mut invite = caller_invite("priv-1", "+15555550101", CALLER_SDP);
+    invite.headers.push(
+        HeaderName::Other("Privacy".into()),
+        callseal_sip::HeaderValue::Text("id".into()),
+    );
+    let (_, cmds) = h.request(invite, CALLER);
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let _ = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: None,
+    });
+    let invite = consent_and_invite(&mut h, call, '1');
+    let wire = String::from_utf8(invite.to_bytes()).expect("text");
+    assert!(!wire.contains("5555550101"), "{wire}");
+}
+
+#[test]
+fn debug_output_of_sip_commands_holds_no_body_and_no_number() {
+    let mut cfg = pbx_config();
+    cfg.sdp.srtp = true;
+    let mut h = H::new(cfg);
+    let sdp = case_text("016-sdp-static-pt-without-rtpmap.savp-lowercase.sdp");
+    let invite = caller_invite("dbg-1", "+15555550101", &sdp);
+    let ev_dbg = format!(
+        "{:?}",
+        SipEvent::Request {
+            tx: None,
+            request: invite.clone(),
+            source: addr(CALLER)
+        }
+    );
+    let (_, cmds) = h.request(invite, CALLER);
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let key = sdp::SrtpMasterKey::from_bytes(vec![0x11; 44]);
+    let cmds = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: Some(key),
+    });
+    let ok = find_response(&cmds, 200).expect("200");
+    assert!(
+        sdp_text(ok).contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:ERER"),
+        "the wire has our key"
+    );
+    let dbg = format!("{cmds:?} {ev_dbg}");
+    for secret in ["inline", "ERER", "17, 17, 17", "5555550101", "d0Rm"] {
+        assert!(!dbg.contains(secret), "{secret} in {dbg}");
+    }
+    assert!(dbg.contains("200 (CSeq 1 INVITE)"), "{dbg}");
+}
+
+#[test]
+fn tcp_contact_carries_the_transport() {
+    let mut cfg = pbx_config();
+    cfg.transport = "TCP".into();
+    let mut h = H::new(cfg);
+    let (_, cmds) = h.request(caller_invite("tcp-1", "+1555", CALLER_SDP), CALLER);
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let cmds = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: None,
+    });
+    let ok = find_response(&cmds, 200).expect("200");
+    assert_eq!(
+        ok.headers.contact().map(|c| c.uri.to_string()).as_deref(),
+        Some("sip:callseal@198.51.100.5:5060;transport=tcp")
+    );
+}

@@ -342,11 +342,19 @@ impl CallManager {
     }
 
     fn contact(&self) -> NameAddr {
-        NameAddr::new(Uri::Sip(SipUri::new(
+        let mut uri = SipUri::new(
             Some("callseal"),
             self.host(),
             Some(self.config.sip_address.port()),
-        )))
+        );
+        if !self.config.transport.eq_ignore_ascii_case("UDP") {
+            // RFC 3261 §19.1.4: without it the peer would reach us over UDP.
+            uri.params.set(
+                "transport",
+                Some(&self.config.transport.to_ascii_lowercase()),
+            );
+        }
+        NameAddr::new(Uri::Sip(uri))
     }
 
     /// Ends a call for good: timers cleared, media released, call record written, indexes

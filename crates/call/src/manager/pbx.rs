@@ -89,6 +89,17 @@ impl CallManager {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
+        // RFC 3323 §4.2: a caller who asked for privacy of its identity is never passed
+        // through, whatever the mode.
+        let private = call.a.invite.headers.text("Privacy").is_some_and(|p| {
+            p.split(';')
+                .any(|v| matches!(v.trim(), "id" | "user" | "header"))
+        });
+        let mode = if private && mode == crate::identity::IdentityMode::Passthrough {
+            crate::identity::IdentityMode::Pseudonym
+        } else {
+            mode
+        };
         let presented = call.caller.presented(mode);
         let line = call.line.clone();
         let Some(b) = call.b.as_mut() else {
@@ -318,6 +329,15 @@ impl CallManager {
             .and_then(|c| c.b.as_ref())
             .is_some_and(|b| b.early_media);
         self.configure(h, Leg::Pbx, audio, None);
+        // A hold the caller asked for while the PBX was ringing reaches the PBX now.
+        if self
+            .calls
+            .get(&h)
+            .and_then(|c| c.a.media.as_ref())
+            .is_some_and(|m| m.peer_direction != Direction::SendRecv)
+        {
+            self.propagate_direction(now, h, Leg::Pbx);
+        }
         if early {
             // Already relaying since the 18x: only the recording starts now.
             self.push_bridge_suppressed(now, h);

@@ -194,7 +194,7 @@ fn hold_sends_nothing_to_the_held_leg_and_resume_rebases_with_the_marker() {
     s.handle_packet(t0 + ms(20), Leg::Pbx, addr(PBX), &audio(2));
     assert_eq!(drain_transmits(&mut s).len(), 2);
     // The caller put the call on hold (a=sendonly): the gateway answers recvonly.
-    s.set_direction(Leg::Caller, MediaDirection::RecvOnly)
+    s.set_direction(t0 + ms(50), Leg::Caller, MediaDirection::RecvOnly)
         .unwrap();
     for i in 3..8 {
         s.handle_packet(t0 + ms(20 * u64::from(i)), Leg::Pbx, addr(PBX), &audio(i));
@@ -204,7 +204,7 @@ fn hold_sends_nothing_to_the_held_leg_and_resume_rebases_with_the_marker() {
     let during: Vec<_> = drain_transmits(&mut s);
     assert_eq!(during.len(), 1);
     assert_eq!(during[0].leg, Leg::Pbx);
-    s.set_direction(Leg::Caller, MediaDirection::SendRecv)
+    s.set_direction(t0 + ms(155), Leg::Caller, MediaDirection::SendRecv)
         .unwrap();
     s.handle_packet(t0 + ms(160), Leg::Pbx, addr(PBX), &audio(8));
     let after: Vec<_> = drain_transmits(&mut s)
@@ -222,7 +222,7 @@ fn hold_sends_nothing_to_the_held_leg_and_resume_rebases_with_the_marker() {
     // 140 ms of wallclock since the last packet sent (at 20 ms).
     assert_eq!(ts, CALLER_STREAM.timestamp + 160 + 1120);
     // Inactive: what the caller sends is counted and dropped.
-    s.set_direction(Leg::Caller, MediaDirection::Inactive)
+    s.set_direction(t0 + ms(190), Leg::Caller, MediaDirection::Inactive)
         .unwrap();
     s.handle_packet(t0 + ms(200), Leg::Caller, addr(CALLER), &audio(101));
     assert_eq!(s.stats(Leg::Caller).dropped_direction, 1);
@@ -365,4 +365,54 @@ fn telephone_events_on_their_own_ssrc_are_detected_without_taking_over_the_leg()
     assert_eq!(sent[1].2, sent[0].2 + 1);
     let st = s.stats(Leg::Caller);
     assert_eq!((st.ssrc_changes, st.dropped_stale_ssrc, st.lost), (0, 0, 0));
+}
+
+#[test]
+fn a_session_can_move_to_another_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<MediaSession>();
+    assert_send::<callseal_media::Prompt>();
+    let t0 = Instant::now();
+    let s = g711_session(t0, Codec::Pcmu);
+    let stats = std::thread::spawn(move || s.stats(Leg::Caller))
+        .join()
+        .unwrap();
+    assert_eq!(stats.packets_received, 0);
+}
+
+#[test]
+fn no_media_timeout_while_the_peer_is_not_expected_to_send() {
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(SessionConfig {
+        media_timeout: Some(ms(5000)),
+        ..session_config(CALLER_STREAM, PBX_STREAM)
+    });
+    let pcmu = PayloadMap::g711(Codec::Pcmu);
+    s.configure_leg(t0, Leg::Caller, LegConfig::new(Some(addr(CALLER)), pcmu))
+        .unwrap();
+    // The caller holds with a=inactive after 1 s, for a minute.
+    s.set_direction(t0 + ms(1000), Leg::Caller, MediaDirection::Inactive)
+        .unwrap();
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(t0 + ms(60_000));
+    assert!(drain_events(&mut s).is_empty());
+    // Resume: the silence clock starts again at the resume.
+    s.set_direction(t0 + ms(61_000), Leg::Caller, MediaDirection::SendRecv)
+        .unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + ms(66_000)));
+    // The same for a legacy c=0.0.0.0 hold, through a re-INVITE.
+    s.configure_leg(t0 + ms(62_000), Leg::Caller, LegConfig::new(None, pcmu))
+        .unwrap();
+    assert_eq!(s.poll_timeout(), None);
+    s.configure_leg(
+        t0 + ms(90_000),
+        Leg::Caller,
+        LegConfig::new(Some(addr(CALLER)), pcmu),
+    )
+    .unwrap();
+    assert_eq!(s.poll_timeout(), Some(t0 + ms(95_000)));
+    assert!(
+        s.set_direction(t0, Leg::Pbx, MediaDirection::Inactive)
+            .is_err()
+    );
 }

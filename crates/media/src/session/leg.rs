@@ -70,6 +70,14 @@ pub(super) struct EventSend {
     pub(super) started: bool,
 }
 
+impl Negotiated {
+    /// Whether the peer is expected to send: the gateway receives on the leg and the peer has
+    /// an address (a `c=0.0.0.0` hold or a recvonly/inactive peer sends nothing; RFC 3264 §8.4).
+    fn expects_media(&self) -> bool {
+        self.direction.receives() && self.remote.is_some()
+    }
+}
+
 /// Keys and the inbound and outbound contexts built from them.
 type SrtpState = (Option<SrtpConfig>, Option<SrtpContext>, Option<SrtpContext>);
 
@@ -171,9 +179,7 @@ impl LegState {
         if first || self.events.merges_contiguous() != config.merge_contiguous_events {
             self.events = EventDetector::new(config.merge_contiguous_events);
         }
-        if first {
-            self.last_rx = Some(now);
-        }
+        let watched_before = previous.as_ref().is_some_and(Negotiated::expects_media);
         self.negotiated = Some(Negotiated {
             remote: config.remote,
             receive: config.receive,
@@ -185,7 +191,34 @@ impl LegState {
             outbound_srtp,
             inband,
         });
+        self.rearm_silence(now, watched_before);
         Ok(())
+    }
+
+    /// Restarts the silence clock when the peer starts being expected to send (first
+    /// configuration, resume from hold), so a long hold does not end the call at once.
+    pub(super) fn rearm_silence(&mut self, now: Instant, watched_before: bool) {
+        if !watched_before && self.expects_media() {
+            self.last_rx = Some(now);
+            self.timeout_reported = false;
+        }
+    }
+
+    /// Whether the peer is currently expected to send media.
+    pub(super) fn expects_media(&self) -> bool {
+        self.negotiated
+            .as_ref()
+            .is_some_and(Negotiated::expects_media)
+    }
+
+    /// When the media timeout is due, if the leg is watched for silence.
+    pub(super) fn silence_deadline(&self, media_timeout: Option<Duration>) -> Option<Instant> {
+        match (media_timeout, self.last_rx) {
+            (Some(t), Some(last)) if self.expects_media() && !self.timeout_reported => {
+                Some(last + t)
+            }
+            _ => None,
+        }
     }
 
     /// SRTP contexts for a (re)configuration: the running contexts are kept when the keys did
@@ -352,10 +385,7 @@ impl LegState {
         let playout = self.playout.as_ref().map(|p| p.next_due);
         let events = self.event_send.as_ref().map(|e| e.next_due);
         let soft = self.events.poll_timeout();
-        let silence = match (media_timeout, self.last_rx, &self.negotiated) {
-            (Some(t), Some(last), Some(_)) if !self.timeout_reported => Some(last + t),
-            _ => None,
-        };
+        let silence = self.silence_deadline(media_timeout);
         [playout, events, soft, silence].into_iter().flatten().min()
     }
 

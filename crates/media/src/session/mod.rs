@@ -482,14 +482,21 @@ impl MediaSession {
 
     /// Changes the gateway's direction on `leg` without renegotiating anything else (hold:
     /// `RecvOnly` or `Inactive`; resume: `SendRecv`). The latched peer is kept.
-    pub fn set_direction(&mut self, leg: Leg, direction: MediaDirection) -> Result<(), MediaError> {
+    pub fn set_direction(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        direction: MediaDirection,
+    ) -> Result<(), MediaError> {
         let state = self.leg_mut(leg);
+        let watched_before = state.expects_media();
         let Some(n) = state.negotiated.as_mut() else {
             return Err(MediaError::LegNotConfigured { leg });
         };
         if n.direction != direction {
             n.direction = direction;
             state.outbound.interrupt();
+            state.rearm_silence(now, watched_before);
         }
         Ok(())
     }

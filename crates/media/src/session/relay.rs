@@ -337,10 +337,10 @@ impl MediaSession {
             }
         }
         state.events.handle_timeout(now);
-        if let (Some(limit), Some(last), Some(_)) =
-            (self.config.media_timeout, state.last_rx, &state.negotiated)
-            && !state.timeout_reported
-            && now >= last + limit
+        if let (Some(due), Some(last)) = (
+            state.silence_deadline(self.config.media_timeout),
+            state.last_rx,
+        ) && now >= due
         {
             state.timeout_reported = true;
             self.events.push_back(MediaEvent::MediaTimeout {

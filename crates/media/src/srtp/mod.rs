@@ -19,6 +19,11 @@ pub use sdes::{CryptoAttribute, SdesError, SrtpKeyMaterial, SrtpSuite};
 /// Replay window in packets (RFC 3711 §3.3.2 requires at least 64).
 pub const REPLAY_WINDOW: usize = 128;
 
+/// Distinct SSRCs that may fail authentication before packets of further unknown SSRCs are
+/// refused unread. The SRTP library keeps state for every SSRC it is shown, authenticated or
+/// not, so forged packets with random SSRCs would otherwise grow memory without bound.
+pub const MAX_UNAUTHENTICATED_SSRCS: usize = 64;
+
 /// An SRTP operation failed. Messages carry no key material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +57,54 @@ pub enum Direction {
 pub struct SrtpContext {
     inner: Context,
     direction: Direction,
+    rtp_sources: SourceGate,
+    rtcp_sources: SourceGate,
+}
+
+/// Which SSRCs have authenticated, and which have only failed (bounded).
+#[derive(Default)]
+struct SourceGate {
+    authenticated: Vec<u32>,
+    failed: Vec<u32>,
+}
+
+impl SourceGate {
+    fn admits(&self, ssrc: u32) -> bool {
+        self.authenticated.contains(&ssrc)
+            || self.failed.contains(&ssrc)
+            || self.failed.len() < MAX_UNAUTHENTICATED_SSRCS
+    }
+
+    fn record(&mut self, ssrc: u32, ok: bool) {
+        if ok {
+            if !self.authenticated.contains(&ssrc) {
+                self.authenticated.push(ssrc);
+                self.failed.retain(|&s| s != ssrc);
+            }
+        } else if !self.authenticated.contains(&ssrc) && !self.failed.contains(&ssrc) {
+            self.failed.push(ssrc);
+        }
+    }
+}
+
+/// SSRC of an RTP (`offset` 8) or RTCP (`offset` 4) packet.
+fn ssrc_at(packet: &[u8], offset: usize) -> Option<u32> {
+    let b = packet.get(offset..offset + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn too_short() -> SrtpError {
+    SrtpError::Rejected {
+        reason: "packet shorter than its header".into(),
+    }
+}
+
+fn unknown_source() -> SrtpError {
+    SrtpError::Rejected {
+        reason: format!(
+            "new SSRC refused: {MAX_UNAUTHENTICATED_SSRCS} other SSRCs already failed authentication"
+        ),
+    }
 }
 
 impl std::fmt::Debug for SrtpContext {
@@ -85,7 +138,12 @@ impl SrtpContext {
             suite: suite.name(),
             reason: e.to_string(),
         })?;
-        Ok(Self { inner, direction })
+        Ok(Self {
+            inner,
+            direction,
+            rtp_sources: SourceGate::default(),
+            rtcp_sources: SourceGate::default(),
+        })
     }
 
     /// Encrypts and authenticates a valid RTP packet (RFC 3711 §3.3).
@@ -98,10 +156,13 @@ impl SrtpContext {
 
     /// Authenticates, checks replay and decrypts an SRTP packet, returning plain RTP.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.inner
-            .decrypt_rtp(packet)
-            .map(|b| b.to_vec())
-            .map_err(rejected)
+        let ssrc = ssrc_at(packet, 8).ok_or_else(too_short)?;
+        if !self.rtp_sources.admits(ssrc) {
+            return Err(unknown_source());
+        }
+        let result = self.inner.decrypt_rtp(packet).map(|b| b.to_vec());
+        self.rtp_sources.record(ssrc, result.is_ok());
+        result.map_err(rejected)
     }
 
     /// Encrypts and authenticates an RTCP compound packet.
@@ -114,10 +175,13 @@ impl SrtpContext {
 
     /// Authenticates, checks replay and decrypts an SRTCP packet.
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
-        self.inner
-            .decrypt_rtcp(packet)
-            .map(|b| b.to_vec())
-            .map_err(rejected)
+        let ssrc = ssrc_at(packet, 4).ok_or_else(too_short)?;
+        if !self.rtcp_sources.admits(ssrc) {
+            return Err(unknown_source());
+        }
+        let result = self.inner.decrypt_rtcp(packet).map(|b| b.to_vec());
+        self.rtcp_sources.record(ssrc, result.is_ok());
+        result.map_err(rejected)
     }
 }
 

@@ -136,3 +136,45 @@ fn key_length_is_checked_and_errors_do_not_echo_keys() {
     let other = SrtpKeyMaterial::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &[1; 30]).unwrap();
     assert!(!key().same_as(&other));
 }
+
+fn rtp_from(ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::rtp::RtpHeader {
+        marker: false,
+        payload_type: 0,
+        sequence: seq,
+        timestamp: 0,
+        ssrc,
+    }
+    .write(&[0x55; 20], &mut out);
+    out
+}
+
+#[test]
+fn forged_ssrcs_cannot_grow_state_without_bound() {
+    let (mut tx, mut rx) = pair();
+    let mut forger = SrtpContext::new(
+        &SrtpKeyMaterial::from_bytes(SrtpSuite::AesCm128HmacSha1_80, &[9; 30]).unwrap(),
+        Direction::Outbound,
+    )
+    .unwrap();
+    // The genuine source authenticates first.
+    rx.unprotect_rtp(&tx.protect_rtp(&rtp_from(1, 1)).unwrap())
+        .unwrap();
+    for ssrc in 1000..1000 + MAX_UNAUTHENTICATED_SSRCS as u32 {
+        let forged = forger.protect_rtp(&rtp_from(ssrc, 1)).unwrap();
+        let err = rx.unprotect_rtp(&forged).unwrap_err();
+        assert!(!err.to_string().contains("new SSRC refused"), "{err}");
+    }
+    // Full: a further unknown SSRC is refused without being looked at, even a genuine one.
+    let genuine_new = tx.protect_rtp(&rtp_from(2, 1)).unwrap();
+    let err = rx.unprotect_rtp(&genuine_new).unwrap_err();
+    assert!(err.to_string().contains("new SSRC refused"), "{err}");
+    // The authenticated source goes on, and a source that failed once may still succeed.
+    rx.unprotect_rtp(&tx.protect_rtp(&rtp_from(1, 2)).unwrap())
+        .unwrap();
+    rx.unprotect_rtp(&tx.protect_rtp(&rtp_from(1000, 5)).unwrap())
+        .unwrap();
+    assert!(rx.unprotect_rtp(&[0x80; 6]).is_err());
+    assert!(rx.unprotect_rtcp(&[0x80; 3]).is_err());
+}

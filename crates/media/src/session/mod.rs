@@ -11,6 +11,7 @@
 //! immediately and may queue packets and events too.
 
 mod leg;
+mod playout;
 mod relay;
 
 use std::collections::VecDeque;

@@ -54,13 +54,22 @@ fn mutated_recording(data: &[u8]) {
         segment_duration: Duration::from_millis(40),
         ..WriterConfig::default()
     };
-    let Ok(mut w) = Writer::new(Vec::new(), &key, RecordingId::from_bytes([1; 16]), EpochId(1), config)
-    else {
+    let Ok(mut w) = Writer::new(
+        Vec::new(),
+        &key,
+        RecordingId::from_bytes([1; 16]),
+        EpochId(1),
+        config,
+    ) else {
         return;
     };
     let mut written = Vec::new();
     for (i, chunk) in data[4..].chunks(9).enumerate() {
-        let leg = if chunk[0] & 1 == 0 { Leg::Caller } else { Leg::Consultant };
+        let leg = if chunk[0] & 1 == 0 {
+            Leg::Caller
+        } else {
+            Leg::Consultant
+        };
         let ts = u32::from(chunk[0]) * 160;
         let arrival = Duration::from_millis(10 * i as u64 + u64::from(chunk[0] >> 5));
         let pt = chunk.get(1).copied().unwrap_or(0) & 0x7f;
@@ -89,7 +98,10 @@ fn mutated_recording(data: &[u8]) {
             panic!("the reader returned more frames than were written");
         };
         assert!(
-            frame.leg == *leg && frame.rtp_timestamp == *ts && frame.payload_type == *pt && frame.payload == *payload,
+            frame.leg == *leg
+                && frame.rtp_timestamp == *ts
+                && frame.payload_type == *pt
+                && frame.payload == *payload,
             "the reader returned a frame that was not written at this position"
         );
         n += 1;

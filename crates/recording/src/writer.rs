@@ -3,7 +3,7 @@
 //! Frames are encoded into a plaintext buffer held in memory (wiped after use); when the buffer
 //! spans the segment duration, on [`Writer::flush`], on [`Writer::tick`] and on
 //! [`Writer::finish`] it is encrypted in place and written to the sink in one `write_all`.
-//! No plaintext byte ever reaches the sink.
+//! No plaintext byte ever reaches the sink, and none stays in memory once sealed.
 
 use crate::buf::WipedBuf;
 use crate::crypto::RecordingKeys;
@@ -305,7 +305,9 @@ impl<W: Write> Writer<W> {
         self.buf.reserve(TAG_LEN);
         self.buf.vec().extend_from_slice(&tag);
         let result = self.sink.write_all(self.buf.as_slice());
-        self.buf.wipe();
+        // The whole used region is ciphertext now (encrypted in place): clearing is enough, and
+        // avoids a volatile wipe of every segment on the hot path.
+        self.buf.vec().clear();
         self.buf.vec().extend_from_slice(&[0; PREFIX_LEN]);
         if let Err(source) = result {
             self.state = State::Poisoned;

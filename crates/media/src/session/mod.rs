@@ -1,11 +1,44 @@
 //! [`MediaSession`]: the media of one call — two legs (caller = A, PBX = B), sans-IO.
 //!
-//! ```text
-//! session.handle_packet(now, leg, from, &datagram);   // every datagram of either leg
-//! session.handle_timeout(now);                        // when poll_timeout() is reached
-//! while let Some(t) = session.poll_transmit() { send t.payload to t.destination on t.leg; session.recycle(t.payload) }
-//! while let Some(ev) = session.poll_event() { ... }   // digits, prompt finished, latched, ...
-//! let wake_at = session.poll_timeout();
+//! The shell owns the sockets and the clock; the session only reacts to what it is given:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use callseal_media::*;
+//!
+//! let t0 = Instant::now();
+//! let stream = |ssrc| StreamInit { ssrc, sequence: 1, timestamp: 0 }; // random in real use
+//! let mut session = MediaSession::new(SessionConfig {
+//!     latching_window: Duration::from_secs(2),
+//!     media_timeout: Some(Duration::from_secs(30)),
+//!     caller_stream: stream(0x1111),
+//!     pbx_stream: stream(0x2222),
+//! });
+//! let caller = "127.0.0.2:40000".parse().unwrap();
+//! let pbx = "127.0.0.3:30000".parse().unwrap();
+//! let map = PayloadMap::g711(Codec::Pcma).with_telephone_event(101);
+//! session.configure_leg(t0, Leg::Caller, LegConfig::new(Some(caller), map)).unwrap();
+//! session.configure_leg(t0, Leg::Pbx, LegConfig::new(Some(pbx), map)).unwrap();
+//! session.play_prompt(t0, Leg::Caller, Playback::once(Prompt::confirmation_tone())).unwrap();
+//!
+//! // The shell's loop: feed datagrams (none here), drain outputs, sleep until poll_timeout.
+//! let mut sent = 0;
+//! while let Some(wake_at) = session.poll_timeout() {
+//!     while let Some(t) = session.poll_transmit() {
+//!         assert_eq!((t.leg, t.destination), (Leg::Caller, caller)); // socket.send_to(..)
+//!         sent += 1;
+//!         session.recycle(t.payload);
+//!     }
+//!     while let Some(event) = session.poll_event() {
+//!         assert!(matches!(event, MediaEvent::PromptFinished { outcome: PromptOutcome::Completed, .. }));
+//!     }
+//!     if wake_at > t0 + Duration::from_secs(1) {
+//!         break; // only the media timeout is left
+//!     }
+//!     session.handle_timeout(wake_at);
+//!     // session.handle_packet(now, leg, from, &datagram) for every datagram received
+//! }
+//! assert_eq!(sent, 20); // 400 ms of tone in 20 ms frames
 //! ```
 //! Commands (`configure_leg`, `play_prompt`, `set_bridge`, `start_recording`, …) take effect
 //! immediately and may queue packets and events too.

@@ -2,7 +2,7 @@
 //! and the consultant on the right, or one leg in mono).
 //!
 //! G.711 frames are decoded and placed on the timeline by RTP timestamp and arrival time (see
-//! [`timeline`]); gaps, comfort noise (RFC 3389), telephone events and unknown payload types
+//! `docs/recording-format.md` §7); gaps, comfort noise (RFC 3389), telephone events and unknown payload types
 //! become silence. The WAV is built with `hound`, which needs a seekable sink: write it to a
 //! file or to memory, never to a pipe.
 

@@ -388,3 +388,24 @@ fn progress_reports_every_segment() {
     assert_eq!(seen.last().unwrap().bytes_read, file.len() as u64);
     assert_eq!(seen.last().unwrap().audio_seconds, 10.0);
 }
+
+#[test]
+fn a_timeline_beyond_the_wav_limit_is_refused_at_once() {
+    // Two frames 40 hours apart (arrival is authenticated, but a faulty writer could do this).
+    let frames = [
+        common::frame(Leg::Caller, 0, 0, 0, &[0x80; 160]),
+        common::frame(Leg::Caller, 160, 40 * 3600 * 1000, 0, &[0x80; 160]),
+    ];
+    let file = seal(&frames, PayloadTypes::g711());
+    let reader = Reader::new(&file[..], &common::test_key()).unwrap();
+    let mut out = Cursor::new(Vec::new());
+    let result = export_wav(reader, &mut out, Channels::Stereo, |_| {});
+    assert!(
+        matches!(result, Err(ExportError::TooLong { .. })),
+        "{result:?}"
+    );
+    assert!(
+        out.into_inner().len() < 1 << 20,
+        "silence was written towards the limit"
+    );
+}

@@ -169,6 +169,13 @@ pub fn export_wav<R: Read, W: Write + Seek>(
             _ => continue,
         };
         let (pos, limit) = timeline.position(frame.leg, frame.rtp_timestamp, arrival_ms);
+        // Refuse a timeline beyond what a WAV can hold before writing any silence towards it.
+        let end = u64::try_from(pos).unwrap_or(0) + samples.len() as u64;
+        if end > sink.limit {
+            return Err(ExportError::TooLong {
+                seconds: end as f64 / f64::from(SAMPLE_RATE),
+            });
+        }
         if let Some(target) = timeline.flush_target_before(pos, samples.len()) {
             timeline.flush_to(target, |block| sink.emit(&mut wav, block))?;
         }

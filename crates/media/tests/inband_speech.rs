@@ -238,3 +238,43 @@ fn the_session_reports_in_band_keys_only_where_telephone_event_is_absent() {
         assert_eq!(found, expected, "telephone-event {te:?}");
     }
 }
+
+#[test]
+fn short_keys_are_detected_once_at_any_alignment() {
+    // 40 ms tones (the shortest ITU-T Q.24 asks to detect; phones send 70–100 ms) starting
+    // at every offset within an analysis window, in noise.
+    let mut missed = Vec::new();
+    for offset in (0..205).step_by(3) {
+        let mut signal = noise(4000, 1000, 5 + offset as u32);
+        for (o, t) in signal[1000 + offset..]
+            .iter_mut()
+            .zip(dual_tone(Digit::D5, 320, 4000.0, 0))
+        {
+            *o = o.saturating_add(t);
+        }
+        let found = detect(&signal, Codec::Pcmu);
+        if found != [Digit::D5] {
+            missed.push((offset, found));
+        }
+    }
+    assert!(missed.is_empty(), "missed at offsets {missed:?}");
+}
+
+#[test]
+fn bursts_shorter_than_a_key_are_ignored() {
+    // 23 ms of a perfect dual tone in silence or noise: a blip, not a key press (ITU-T Q.24
+    // has receivers reject tones this short). Without the steadiness rule, offset 34 fails.
+    for offset in (0..205).step_by(17) {
+        for background in [vec![0i16; 4000], noise(4000, 500, 9)] {
+            let mut signal = background;
+            for (o, t) in
+                signal[1000 + offset..]
+                    .iter_mut()
+                    .zip(dual_tone(Digit::D1, 184, 6000.0, 0))
+            {
+                *o = o.saturating_add(t);
+            }
+            assert!(detect(&signal, Codec::Pcma).is_empty(), "offset {offset}");
+        }
+    }
+}

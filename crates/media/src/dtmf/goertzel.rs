@@ -1,16 +1,28 @@
 //! In-band DTMF detection on 8 kHz linear audio with the Goertzel algorithm.
 //!
-//! Blocks of 205 samples (25.6 ms, bins ~39 Hz wide, the classic choice for 8 kHz) are tested
-//! for exactly one row and one column tone (ITU-T Q.23 frequencies) that together hold most of
-//! the block's energy, with bounded twist and a clear margin over the other tones of their
-//! group. Speech spreads its energy over many frequencies and fails the energy test. A key is
-//! reported after two consecutive blocks agree (≥ 40 ms, ITU-T Q.24) and only again after two
-//! blocks without a key, so a tone that drops out for one block in noise is not reported twice.
+//! Windows of 205 samples (25.6 ms, bins ~39 Hz wide, the classic choice for 8 kHz), taken every
+//! 51 samples (6.4 ms), are tested for exactly one row and one column tone (ITU-T Q.23
+//! frequencies) that together hold most of the window's energy, with bounded twist and a clear
+//! margin over the other tones of their group. Speech spreads its energy over many frequencies
+//! and fails the energy test. A key is reported when [`CONFIRM_WINDOWS`] consecutive windows
+//! agree (38 ms of steady tone, so the 40 ms tones of ITU-T Q.24 are caught at any alignment),
+//! and only again after [`RELEASE_WINDOWS`] windows without a key, so a tone that drops out
+//! briefly in noise is not reported twice.
 
 use super::Digit;
 
-/// Samples per analysis block.
+/// Samples per analysis window.
 pub const BLOCK: usize = 205;
+/// Samples between the starts of consecutive windows.
+pub const HOP: usize = 51;
+/// Consecutive windows that must agree before a key is reported.
+pub const CONFIRM_WINDOWS: u8 = 3;
+/// Agreeing windows must also be steady: window energies within this ratio of the previous
+/// window's, so a short burst sliding through the window (a click, a 20 ms blip) never
+/// confirms, while a held tone, whose windows all carry the same energy, does.
+const MAX_STEP_RATIO: f32 = 1.3;
+/// Consecutive windows without a key before the next key may be reported (32 ms).
+pub const RELEASE_WINDOWS: u8 = 5;
 const SAMPLE_RATE: f32 = 8000.0;
 const ROWS: [f32; 4] = [697.0, 770.0, 852.0, 941.0];
 const COLS: [f32; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
@@ -20,7 +32,7 @@ const KEYPAD: [[Digit; 4]; 4] = [
     [Digit::D7, Digit::D8, Digit::D9, Digit::C],
     [Digit::Star, Digit::D0, Digit::Hash, Digit::D],
 ];
-/// Share of the block energy the two tones must hold together.
+/// Share of the window energy the two tones must hold together.
 const MIN_TONE_SHARE: f32 = 0.65;
 /// Each tone's mean power must exceed that of a sine of amplitude ~300 (about −37 dBm0).
 const MIN_TONE_POWER: f32 = 300.0 * 300.0 / 2.0;
@@ -33,11 +45,16 @@ const MIN_GROUP_MARGIN: f32 = 4.0;
 #[derive(Debug, Clone)]
 pub struct InbandDetector {
     coeffs: [f32; 8],
-    block: [f32; BLOCK],
+    /// The last `BLOCK` samples, oldest at `next`.
+    ring: [f32; BLOCK],
+    next: usize,
     filled: usize,
+    since_window: usize,
     candidate: Option<Digit>,
-    reported: Option<Digit>,
-    quiet_blocks: u8,
+    agreeing: u8,
+    last_energy: f32,
+    reported: bool,
+    quiet_windows: u8,
 }
 
 impl Default for InbandDetector {
@@ -55,75 +72,97 @@ impl InbandDetector {
         }
         Self {
             coeffs,
-            block: [0.0; BLOCK],
+            ring: [0.0; BLOCK],
+            next: 0,
             filled: 0,
+            since_window: 0,
             candidate: None,
-            reported: None,
-            quiet_blocks: 2,
+            agreeing: 0,
+            last_energy: 0.0,
+            reported: false,
+            quiet_windows: RELEASE_WINDOWS,
         }
     }
 
     /// Feeds samples; calls `on_digit` for every key newly detected.
     pub fn push_samples(&mut self, samples: &[i16], mut on_digit: impl FnMut(Digit)) {
         for &s in samples {
-            if let Some(slot) = self.block.get_mut(self.filled) {
+            if let Some(slot) = self.ring.get_mut(self.next) {
                 *slot = f32::from(s);
             }
-            self.filled += 1;
-            if self.filled == BLOCK {
-                self.filled = 0;
-                if let Some(d) = self.finish_block() {
+            self.next = (self.next + 1) % BLOCK;
+            self.filled = (self.filled + 1).min(BLOCK);
+            self.since_window += 1;
+            if self.filled == BLOCK && self.since_window >= HOP {
+                self.since_window = 0;
+                if let Some(d) = self.finish_window() {
                     on_digit(d);
                 }
             }
         }
     }
 
-    /// Forgets partial blocks and key state (a new source started).
+    /// Forgets buffered audio and key state (a new source started).
     pub fn reset(&mut self) {
         self.filled = 0;
+        self.since_window = 0;
         self.candidate = None;
-        self.reported = None;
-        self.quiet_blocks = 2;
+        self.agreeing = 0;
+        self.last_energy = 0.0;
+        self.reported = false;
+        self.quiet_windows = RELEASE_WINDOWS;
     }
 
-    fn finish_block(&mut self) -> Option<Digit> {
-        let key = self.classify();
-        let mut newly = None;
+    fn finish_window(&mut self) -> Option<Digit> {
+        let energy: f32 = self.window().map(|x| x * x).sum();
+        let key = self.classify(energy);
+        let steady = energy <= self.last_energy * MAX_STEP_RATIO
+            && self.last_energy <= energy * MAX_STEP_RATIO;
+        if key.is_some() && key == self.candidate && steady {
+            self.agreeing = self.agreeing.saturating_add(1);
+        } else {
+            self.agreeing = u8::from(key.is_some());
+        }
+        self.candidate = key;
+        self.last_energy = energy;
         match key {
             Some(d) => {
-                // Two agreeing blocks, and no key reported since the last pause.
-                if self.candidate == Some(d) && self.reported.is_none() {
-                    newly = Some(d);
-                    self.reported = Some(d);
+                self.quiet_windows = 0;
+                // A steady key, and none reported since the last pause.
+                if self.agreeing >= CONFIRM_WINDOWS && !self.reported {
+                    self.reported = true;
+                    return Some(d);
                 }
-                self.quiet_blocks = 0;
             }
             None => {
-                self.quiet_blocks = self.quiet_blocks.saturating_add(1);
-                if self.quiet_blocks >= 2 {
-                    self.reported = None;
+                self.quiet_windows = self.quiet_windows.saturating_add(1);
+                if self.quiet_windows >= RELEASE_WINDOWS {
+                    self.reported = false;
                 }
             }
         }
-        self.candidate = key;
-        newly
+        None
     }
 
-    fn classify(&self) -> Option<Digit> {
-        let energy: f32 = self.block.iter().map(|x| x * x).sum();
+    /// The window's samples, oldest first.
+    fn window(&self) -> impl Iterator<Item = f32> + '_ {
+        let (newer, older) = self.ring.split_at(self.next);
+        older.iter().chain(newer).copied()
+    }
+
+    fn classify(&self, energy: f32) -> Option<Digit> {
         if energy <= 0.0 {
             return None;
         }
         let mut power = [0.0f32; 8];
         for (p, &coeff) in power.iter_mut().zip(&self.coeffs) {
             let (mut s1, mut s2) = (0.0f32, 0.0f32);
-            for &x in &self.block {
+            for x in self.window() {
                 let s0 = x + coeff * s1 - s2;
                 s2 = s1;
                 s1 = s0;
             }
-            // Normalised so that a pure sine holding all the block energy gives 1.0.
+            // Normalised so that a pure sine holding all the window energy gives 1.0.
             *p = (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / (BLOCK as f32 * energy);
         }
         let (rows, cols) = power.split_at(4);

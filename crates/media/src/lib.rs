@@ -14,6 +14,8 @@
 //! negotiation (crates/call decides what the legs carry); the sealed recording format (the
 //! tap hands frames to a [`RecordingSink`] that the gateway connects to the recording writer).
 
+#![warn(missing_docs)]
+
 pub mod dtmf;
 pub mod g711;
 pub mod outbound;

@@ -20,9 +20,7 @@ use common::*;
 /// 127.0.0.2:42000 in a pcap with raw-IP link type.
 fn write_pcap(path: &Path, packets: &[(Duration, Vec<u8>)]) {
     let mut out = Vec::new();
-    for word in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&word.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     for word in [0u32, 0, 65_535, 101] {

@@ -94,7 +94,9 @@ impl InboundStream {
                 self.received = 0;
                 self.bad_seq = SEQ_MOD + 1;
             } else {
+                // Not counted until the next packet confirms the new sequence (A.1).
                 self.bad_seq = (u32::from(seq) + 1) & (SEQ_MOD - 1);
+                return SeqClass::Jump;
             }
             SeqClass::Jump
         } else {
@@ -166,6 +168,24 @@ mod tests {
         assert_eq!(s.late(), 1);
         // A reordered packet fills its gap (A.3: lost = expected − received).
         assert_eq!(s.lost(), 1);
+    }
+
+    #[test]
+    fn a_confirmed_jump_restarts_the_sequence_and_a_lone_one_is_ignored() {
+        let t0 = Instant::now();
+        let mut s = InboundStream::new(t0, 1, 100);
+        for seq in 100..110u16 {
+            s.on_sequence(t0, seq);
+        }
+        // One wild packet: neither counted nor moving the sequence.
+        assert_eq!(s.on_sequence(t0, 40_000), SeqClass::Jump);
+        assert_eq!((s.received(), s.lost()), (10, 0));
+        assert_eq!(s.on_sequence(t0, 110), SeqClass::InOrder);
+        // Two in a row: the sender restarted its sequence (RFC 3550 A.1).
+        assert_eq!(s.on_sequence(t0, 20_000), SeqClass::Jump);
+        assert_eq!(s.on_sequence(t0, 20_001), SeqClass::Jump);
+        assert_eq!(s.on_sequence(t0, 20_002), SeqClass::InOrder);
+        assert_eq!((s.received(), s.expected(), s.lost()), (2, 2, 0));
     }
 
     #[test]

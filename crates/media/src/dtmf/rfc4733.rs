@@ -258,7 +258,7 @@ impl EventGenerator {
         Self {
             code: digit.event_code(),
             volume: volume.min(63),
-            total: units(duration).max(step),
+            total: units(duration).max(1),
             step,
             sent: 0,
             end_copies: 0,

@@ -411,7 +411,7 @@ impl LegState {
 
     pub(super) fn digit_prompt(digit: Digit, duration: Duration) -> Prompt {
         let n = usize::try_from(duration.as_millis() * 8).unwrap_or(0);
-        // About −7 dBm0 per tone, within ITU-T Q.23 sending levels.
+        // About −10 dBm0 per tone (a sine of peak 22 656 is 0 dBm0 in G.711).
         Prompt::from_samples(crate::dtmf::goertzel::dual_tone(digit, n, 7000.0, 0))
     }
 }

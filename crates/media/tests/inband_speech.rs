@@ -278,3 +278,32 @@ fn bursts_shorter_than_a_key_are_ignored() {
         }
     }
 }
+
+#[test]
+fn the_committed_prompts_load_and_never_read_as_keys() {
+    // The gateway's own prompts (fixtures/prompts) echoed back by a caller's phone must not
+    // barge in on themselves.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/prompts");
+    let mut loaded = 0;
+    for name in [
+        "consent",
+        "confirm-yes",
+        "confirm-no",
+        "withdrawn",
+        "survey",
+        "thanks",
+    ] {
+        let path = dir.join(format!("{name}.wav"));
+        let prompt = Prompt::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            prompt.duration() > std::time::Duration::from_millis(300),
+            "{name} is too short"
+        );
+        for codec in [Codec::Pcmu, Codec::Pcma] {
+            let found = detect(prompt.samples(), codec);
+            assert!(found.is_empty(), "{name} {codec:?}: false keys {found:?}");
+        }
+        loaded += 1;
+    }
+    assert_eq!(loaded, 6);
+}

@@ -830,3 +830,31 @@ fn tcp_contact_carries_the_transport() {
         Some("sip:callseal@198.51.100.5:5060;transport=tcp")
     );
 }
+
+#[test]
+fn sip_info_dtmf_answers_the_consent_question_and_require_gets_420() {
+    let mut h = H::new(pbx_config());
+    let (call, ok) = answered_call(&mut h, "info-1", CALLER_SDP);
+    let mut info = caller_request(&ok, "INFO", 2, None);
+    info.set_body(
+        Some(callseal_sip::MediaType::parse("application/dtmf-relay").expect("ct")),
+        b"Signal=1\r\nDuration=160\r\n".to_vec(),
+    );
+    let (_, cmds) = h.request(info, CALLER);
+    assert_eq!(
+        summary(&cmds),
+        ["Respond 200 INFO", "StopPrompt", "PlayPrompt confirm-yes"]
+    );
+    assert_eq!(h.core.state(call), Some(State::Confirming));
+
+    let mut inv = caller_invite("req-1", "+1555", CALLER_SDP);
+    inv.headers.push(
+        HeaderName::Require,
+        callseal_sip::HeaderValue::Tokens(vec!["100rel".into()]),
+    );
+    let (_, cmds) = h.request(inv, CALLER);
+    assert_eq!(summary(&cmds), ["Respond 420 INVITE"]);
+    let r = find_response(&cmds, 420).expect("420");
+    let wire = String::from_utf8(r.to_bytes()).expect("text");
+    assert!(wire.contains("Unsupported: 100rel\r\n"), "{wire}");
+}

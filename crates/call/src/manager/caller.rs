@@ -44,6 +44,18 @@ impl CallManager {
             self.send(SipCommand::Respond { tx, response: r });
             return;
         }
+        let required: Vec<String> = req.headers.require().map(str::to_owned).collect();
+        if !required.is_empty() {
+            // RFC 3261 §8.2.2.3: we support no extension (no 100rel, no timer): 420 naming them.
+            let tag = self.ids.token();
+            let mut r = dialog::response(&req, StatusCode(420), Some(&tag), None);
+            r.headers.push(
+                HeaderName::Other("Unsupported".into()),
+                HeaderValue::Tokens(required),
+            );
+            self.send(SipCommand::Respond { tx, response: r });
+            return;
+        }
         let offer = match sdp_of(&req) {
             Some(Ok(o)) => o,
             Some(Err(e)) => return self.reject_offer(tx, &req, &e),
@@ -168,7 +180,12 @@ impl CallManager {
                 return self.finish(now, h);
             }
         };
-        let Some(d) = Dialog::uas(&call.a.invite, &call.a.local_tag, call.a.source) else {
+        let Some(d) = Dialog::uas(
+            &call.a.invite,
+            &call.a.local_tag,
+            contact.clone(),
+            call.a.source,
+        ) else {
             return;
         };
         let ok = dialog::response(
@@ -219,9 +236,14 @@ impl CallManager {
                 self.caller_hung_up(now, h);
             }
             Method::Invite => self.reinvite_from(now, h, Leg::Caller, tx, &req),
-            Method::Options | Method::Info => {
-                self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode::OK)
+            Method::Info => {
+                self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode::OK);
+                // Some phones send keys as SIP INFO (application/dtmf-relay) instead of RFC 4733.
+                if let Some(d) = info_digit(&req) {
+                    self.digit(now, h, Leg::Caller, d);
+                }
             }
+            Method::Options => self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode::OK),
             _ => self.respond_in_dialog(h, Leg::Caller, tx, &req, StatusCode(501)),
         }
     }
@@ -331,7 +353,6 @@ impl CallManager {
     pub(super) fn bye_caller(&mut self, h: CallHandle, reason: Option<Reason>) {
         let branch = self.ids.branch();
         let via = self.via(&branch);
-        let contact = self.contact();
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
@@ -341,7 +362,7 @@ impl CallManager {
         let Some(d) = call.a.dialog.as_mut() else {
             return;
         };
-        let mut bye = d.request(Method::Bye, via, &contact);
+        let mut bye = d.request(Method::Bye, via);
         if let Some(r) = reason {
             bye.headers.push(HeaderName::Reason, HeaderValue::Reason(r));
         }
@@ -475,7 +496,6 @@ impl CallManager {
         let _ = now;
         let branch = self.ids.branch();
         let via = self.via(&branch);
-        let contact = self.contact();
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
@@ -517,10 +537,10 @@ impl CallManager {
         let Some(body) = Self::reoffer_on_leg(media, wanted) else {
             return;
         };
-        let invite = with_sdp(dialog.request(Method::Invite, via, &contact), body);
+        let invite = with_sdp(dialog.request(Method::Invite, via), body);
         *pending = Some(PendingReinvite {
             branch,
-            cseq: dialog.local_cseq,
+            cseq: dialog.local_cseq(),
         });
         let destination = dialog.destination;
         self.send(SipCommand::Request {
@@ -666,6 +686,25 @@ fn caller_user(req: &Message) -> String {
         Some(Uri::Other(s)) => s.clone(),
         None => "anonymous".into(),
     }
+}
+
+/// The key of an INFO with `application/dtmf-relay` (`Signal=5`) or `application/dtmf` (`5`).
+fn info_digit(req: &Message) -> Option<char> {
+    let ct = req.headers.content_type()?;
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let value = if ct.is("application", "dtmf-relay") {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim())
+        })?
+    } else if ct.is("application", "dtmf") {
+        body.trim()
+    } else {
+        return None;
+    };
+    let mut chars = value.chars();
+    let c = chars.next()?.to_ascii_uppercase();
+    (chars.next().is_none() && crate::command::is_dtmf_digit(c)).then_some(c)
 }
 
 fn with_allow(mut m: Message) -> Message {

@@ -72,6 +72,7 @@ impl CallManager {
         };
         let session_id = self.ids.number();
         let host = self.host();
+        let contact = self.contact();
         let pbx_branch = self
             .calls
             .get(&h)
@@ -79,7 +80,6 @@ impl CallManager {
             .map(|b| b.branch.clone())
             .unwrap_or_default();
         let via = self.via(&pbx_branch);
-        let contact = self.contact();
         let mode = self.config.identity;
         let origin = SdpOrigin {
             session_id,
@@ -456,7 +456,6 @@ impl CallManager {
     pub(super) fn bye_pbx(&mut self, h: CallHandle, reason: Option<Reason>) {
         let branch = self.ids.branch();
         let via = self.via(&branch);
-        let contact = self.contact();
         let Some(b) = self.calls.get_mut(&h).and_then(|c| c.b.as_mut()) else {
             return;
         };
@@ -466,10 +465,7 @@ impl CallManager {
         let Some(d) = b.dialog.as_mut() else {
             return;
         };
-        let mut bye = d.request(Method::Bye, via, &contact);
-        // The expected BYE of case 022 carries no Contact (RFC 3261 §8.1.1.8: only
-        // dialog-creating requests need one).
-        bye.headers.remove(&HeaderName::Contact);
+        let mut bye = d.request(Method::Bye, via);
         if let Some(r) = reason {
             bye.headers.push(HeaderName::Reason, HeaderValue::Reason(r));
         }

@@ -8,10 +8,18 @@
 //! `callseal-gateway`, SDP in `ezk-sdp-types`. Start with [`Message`], [`parse_datagram`],
 //! [`StreamFramer`], [`Endpoint`] and [`Dialog`].
 
+pub mod dialog;
+mod endpoint;
 mod error;
 mod framing;
 pub mod message;
+mod random;
+mod transaction;
 
+pub use dialog::{Dialog, DialogError, DialogId, DialogState, Dialogs, Routed};
+pub use endpoint::{
+    Endpoint, EndpointConfig, Event, Transmit, apply_received_rport, response_destination,
+};
 pub use error::{Error, is_fatal_for_stream, status_for};
 pub use framing::{StreamFramer, StreamItem, parse_datagram};
 pub use message::builders_api::response_for_unparseable;
@@ -20,3 +28,5 @@ pub use message::{
     MediaType, Message, Method, NameAddr, Param, Params, Reason, Rport, Scheme, SipUri, StartLine,
     StatusCode, Uri, Via,
 };
+pub use random::{RandomSource, SeededRandom, new_branch, new_call_id, new_tag};
+pub use transaction::{ClientTxId, ServerTxId, Timer, TimerConfig, Transport, TxId};

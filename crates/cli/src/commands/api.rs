@@ -127,7 +127,6 @@ pub struct ReceiptView {
 /// The escrow operations the CLI uses. Every method maps escrow errors to [`CliError`].
 #[allow(async_fn_in_trait)]
 pub trait Escrow {
-    async fn health(&self) -> Result<(), CliError>;
     async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<RecordingView>, CliError>;
     async fn recording(&self, id: &str) -> Result<RecordingView, CliError>;
     /// The recording's data key re-wrapped to `operator_public` (the escrow audits first).

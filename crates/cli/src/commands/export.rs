@@ -10,7 +10,9 @@ use std::io::{Cursor, Read, Seek, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use callseal_recording::keys::{DataKey, SecretKey, unwrap};
+use callseal_recording::export::{Channels, ExportError, export_wav};
+use callseal_recording::keys::{DataKey, SecretKey, WrappedKey, unwrap};
+use callseal_recording::{ReadError, Reader};
 use indicatif::{ProgressBar, ProgressStyle};
 use zeroize::Zeroizing;
 
@@ -64,7 +66,7 @@ pub async fn run(ctx: &Ctx, id: &str, purpose: &str, leg: Leg, target: Target) -
     });
     let json = ctx.global.json;
     let id_owned = id.to_owned();
-    let result = tokio::task::spawn_blocking(move || write_target(target, file, total, &key, leg, &id_owned, json))
+    let result = tokio::task::spawn_blocking(move || write_target(target, file, total, &key, &wrapped, leg, &id_owned, json))
         .await
         .map_err(|e| CliError::Component { component: "export", reason: e.to_string() });
     guard.abort();
@@ -98,12 +100,22 @@ pub struct Outcome {
     pub leg: &'static str,
 }
 
-fn write_target(target: Target, file: File, total: u64, key: &DataKey, leg: Leg, id: &str, json: bool) -> Result<Outcome, CliError> {
+#[allow(clippy::too_many_arguments)]
+fn write_target(
+    target: Target,
+    file: File,
+    total: u64,
+    key: &DataKey,
+    wrapped: &WrappedKey,
+    leg: Leg,
+    id: &str,
+    json: bool,
+) -> Result<Outcome, CliError> {
     let bar = progress(total, json);
     let reader = Progress { inner: file, bar: bar.clone() };
     match target {
         Target::File(mut out) => {
-            let stats = decode(reader, key, leg, out.file()?, id)?;
+            let stats = decode(reader, key, wrapped, leg, out.file()?, id)?;
             bar.finish_and_clear();
             let path = out.commit()?;
             Ok(Outcome { path: Some(path.display().to_string()), seconds: stats.seconds, segments: stats.segments, leg: leg_name(leg) })
@@ -111,7 +123,7 @@ fn write_target(target: Target, file: File, total: u64, key: &DataKey, leg: Leg,
         Target::Player(cmd) => {
             // hound needs a seekable sink: build the WAV in memory (wiped afterwards), never on disk.
             let mut buf = Cursor::new(Zeroizing::new(Vec::new()));
-            let stats = decode(reader, key, leg, &mut WipeCursor(&mut buf), id)?;
+            let stats = decode(reader, key, wrapped, leg, &mut WipeCursor(&mut buf), id)?;
             bar.finish_and_clear();
             let bytes = buf.into_inner();
             play(&cmd, &bytes)?;
@@ -207,8 +219,39 @@ struct Stats {
 }
 
 /// Verifies and decrypts the sealed file, writing WAV to `out`. Fails, writing nothing usable,
-/// on any verification error.
-fn decode(sealed: impl Read, key: &DataKey, leg: Leg, out: &mut (impl Write + Seek), id: &str) -> Result<Stats, CliError> {
-    let _ = (sealed, key, leg, out);
-    Err(CliError::Component { component: "recording reader", reason: format!("cannot decode {id} in this build") })
+/// on any verification error (the caller removes the unfinished output).
+fn decode(
+    sealed: impl Read,
+    key: &DataKey,
+    wrapped: &WrappedKey,
+    leg: Leg,
+    out: &mut (impl Write + Seek),
+    id: &str,
+) -> Result<Stats, CliError> {
+    let damaged = |detail: String, segments: u64, seconds: f64| CliError::RecordingTampered {
+        id: id.to_owned(),
+        detail,
+        verified_segments: segments,
+        verified_seconds: seconds,
+    };
+    let reader = Reader::new_expecting(sealed, key, wrapped.recording_id(), wrapped.epoch()).map_err(|e| match e {
+        ReadError::Truncated { verified_segments, .. } => {
+            CliError::RecordingTruncated { id: id.to_owned(), verified_segments, verified_seconds: 0.0 }
+        }
+        other => damaged(other.to_string(), 0, 0.0),
+    })?;
+    let channels = match leg {
+        Leg::Caller => Channels::Caller,
+        Leg::Consultant => Channels::Consultant,
+        Leg::Both => Channels::Stereo,
+    };
+    match export_wav(reader, out, channels, |_| {}) {
+        Ok(report) => Ok(Stats { seconds: report.seconds, segments: report.segments }),
+        Err(ExportError::Incomplete { report, cause: ReadError::Truncated { verified_segments, .. } }) => {
+            Err(CliError::RecordingTruncated { id: id.to_owned(), verified_segments, verified_seconds: report.seconds })
+        }
+        Err(ExportError::Incomplete { report, cause }) => Err(damaged(cause.to_string(), report.segments, report.seconds)),
+        Err(ExportError::Wav { reason }) => Err(CliError::OutputNotWritable { path: "the WAV output".into(), reason }),
+        Err(e) => Err(CliError::Component { component: "export", reason: e.to_string() }),
+    }
 }

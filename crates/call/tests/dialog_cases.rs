@@ -729,11 +729,7 @@ fn out_of_dialog_requests_and_bad_invites() {
     let opt = Message::parse(b"OPTIONS sip:198.51.100.5 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bK-o1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:198.51.100.5>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").expect("parses");
     let (_, cmds) = h.request(opt, "192.0.2.9:5060");
     assert_eq!(summary(&cmds), ["Respond 200 OPTIONS"]);
-    // An INVITE without SDP, and one with unparseable SDP: 488, no call state.
-    let mut no_sdp = caller_invite("ns-1", "+1555", CALLER_SDP);
-    no_sdp.set_body(None, Vec::new());
-    let (_, cmds) = h.request(no_sdp, CALLER);
-    assert_eq!(summary(&cmds), ["Respond 488 INVITE"]);
+    // An INVITE with unparseable SDP: 488, no call state.
     let (_, cmds) = h.request(
         caller_invite("bad-1", "+1555", "v=0\r\nm=audio x\r\n"),
         CALLER,
@@ -857,4 +853,105 @@ fn sip_info_dtmf_answers_the_consent_question_and_require_gets_420() {
     let r = find_response(&cmds, 420).expect("420");
     let wire = String::from_utf8(r.to_bytes()).expect("text");
     assert!(wire.contains("Unsupported: 100rel\r\n"), "{wire}");
+}
+
+#[test]
+fn delayed_offer_invite_gets_our_offer_and_the_ack_brings_the_answer() {
+    let mut h = H::new(pbx_config());
+    let mut inv = caller_invite("late-1", "+15555550101", CALLER_SDP);
+    inv.set_body(None, Vec::new());
+    let (_, cmds) = h.request(inv, CALLER);
+    assert_eq!(summary(&cmds), ["AllocateMedia Caller V4"]);
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let cmds = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30010"),
+        srtp_key: None,
+    });
+    assert_eq!(
+        summary(&cmds),
+        ["Respond 200 INVITE"],
+        "no prompt before the answer"
+    );
+    let ok = find_response(&cmds, 200).expect("200").clone();
+    let offer = sdp_text(&ok);
+    assert!(
+        offer.contains("m=audio 30010 RTP/AVP 8 0 101\r\n") && offer.contains("a=sendrecv"),
+        "{offer}"
+    );
+    assert_eq!(h.core.state(call), Some(State::AwaitingAck));
+    let answer = CALLER_SDP.replace("RTP/AVP 8 0 101", "RTP/AVP 0 101");
+    let (_, cmds) = h.request(caller_request(&ok, "ACK", 1, Some(&answer)), CALLER);
+    assert_eq!(
+        summary(&cmds),
+        ["ConfigureMedia Caller", "PlayPrompt consent barge-in"]
+    );
+    let a = &media_params(&cmds, Leg::Caller).expect("params").audio;
+    assert_eq!(
+        (a.codec, a.tx_pt, a.rx_pt, a.rx_event_pt),
+        (sdp::Codec::Pcmu, 0, 0, Some(101))
+    );
+    assert_eq!(a.remote, Some(addr("192.0.2.50:40000")));
+
+    // An ACK without the answer ends such a call.
+    let mut inv = caller_invite("late-2", "+15555550101", CALLER_SDP);
+    inv.set_body(None, Vec::new());
+    let (_, cmds) = h.request(inv, CALLER);
+    let Command::AllocateMedia { call, .. } = cmds[0] else {
+        unreachable!()
+    };
+    let cmds = h.event(Event::MediaAllocated {
+        call,
+        leg: Leg::Caller,
+        local: addr("198.51.100.5:30012"),
+        srtp_key: None,
+    });
+    let ok = find_response(&cmds, 200).expect("200").clone();
+    let (_, cmds) = h.request(caller_request(&ok, "ACK", 1, None), CALLER);
+    assert_eq!(summary(&cmds), ["Send BYE"]);
+}
+
+#[test]
+fn reinvite_without_sdp_gets_the_current_session_and_the_ack_answer_applies() {
+    let mut h = H::new(pbx_config());
+    let (_call, _ok, invite) = bridged(&mut h, "late-re", "pbx-l");
+    let (call_id, tag, _) = ours(&invite);
+    let mut re = patched(
+        "018-hold-sendonly-reinvite.sip",
+        &[
+            ("hold018-c1@203.0.113.10", &call_id),
+            ("gw-tag-018", &tag),
+            ("pbx-tag-018", "pbx-l"),
+        ],
+    );
+    re.set_body(None, Vec::new());
+    let re = Message::parse(&re.to_bytes()).expect("parses");
+    let (_, cmds) = h.request(re.clone(), PBX);
+    assert_eq!(summary(&cmds), ["Respond 200 INVITE"]);
+    let offer = sdp_text(find_response(&cmds, 200).expect("200"));
+    assert!(
+        offer.contains("m=audio 30020 RTP/AVP 8 0 101\r\n") && offer.contains("a=sendrecv"),
+        "{offer}"
+    );
+    // The PBX's ACK carries its answer: sendonly (hold) — applied and passed to the caller.
+    let hold = case("018-hold-sendonly-reinvite.sip");
+    let body = Message::parse(&hold)
+        .expect("parses")
+        .sdp_body()
+        .expect("sdp")
+        .to_vec();
+    let text = format!(
+        "ACK sip:callseal@198.51.100.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.10:5060;branch=z9hG4bK-lateack\r\n\
+         From: <sip:consult@pbx.example.com>;tag=pbx-l\r\nTo: <sip:x@gw>;tag={tag}\r\nCall-ID: {call_id}\r\nCSeq: 102 ACK\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(&body);
+    let (_, cmds) = h.request(Message::parse(&bytes).expect("ACK parses"), PBX);
+    assert_eq!(summary(&cmds), ["ConfigureMedia Pbx", "Send INVITE"]);
+    assert_eq!(audio(&cmds, Leg::Pbx).direction, Direction::RecvOnly);
 }

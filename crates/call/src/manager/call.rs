@@ -18,6 +18,9 @@ use crate::timers::TimerTable;
 pub enum State {
     /// The caller's INVITE is pending until the shell has allocated the A-leg port.
     AwaitingMedia,
+    /// The caller's INVITE had no SDP: our 200 carried the offer, the ACK must bring the
+    /// answer (RFC 3261 §13.2.1) before the prompt can play.
+    AwaitingAck,
     /// The consent prompt is playing (`plays`: how many times it has started); a digit
     /// interrupts it.
     PlayingPrompt {
@@ -100,7 +103,7 @@ pub struct CallerLeg {
     pub source: SocketAddr,
     /// Our To-tag.
     pub local_tag: String,
-    /// The caller's offer, kept until the port is allocated.
+    /// The caller's offer, kept until the port is allocated; `None` for a delayed offer.
     pub offer: Option<RemoteSdp>,
     /// The dialog, once our 200 is sent.
     pub dialog: Option<Dialog>,
@@ -110,6 +113,8 @@ pub struct CallerLeg {
     pub reinvite: Option<PendingReinvite>,
     /// A direction change from the other leg is waiting for `reinvite` to finish.
     pub update_pending: bool,
+    /// Our 2xx to an INVITE without SDP carried an offer: the ACK brings the answer.
+    pub answer_in_ack: bool,
     /// Our BYE's branch once sent.
     pub bye: Option<String>,
     /// The ACK we sent for the 2xx to our last re-INVITE (resent on retransmissions).
@@ -157,6 +162,8 @@ pub struct PbxLeg {
     pub update_pending: bool,
     /// Early media is being relayed.
     pub early_media: bool,
+    /// Our 2xx to a re-INVITE without SDP carried an offer: the ACK brings the answer.
+    pub answer_in_ack: bool,
     /// A provisional response arrived (RFC 3261 §9.1: only then may a CANCEL be sent).
     pub provisional_seen: bool,
     /// The caller left while no provisional response had arrived: CANCEL at the first one.

@@ -12,7 +12,9 @@ use crate::command::{CallHandle, CallOutcome, Command, IpFamily, Leg, Prompt, St
 use crate::dialog::{self, Dialog};
 use crate::error::SdpError;
 use crate::identity::CallerNumber;
-use crate::sdp::{Direction, SdpOrigin, SrtpMasterKey, offered_family};
+use crate::sdp::{
+    Codec, Direction, LocalSdp, SdpOrigin, SrtpMasterKey, build_offer, offered_family,
+};
 use crate::sip_io::{ServerTx, SipCommand};
 use crate::timers::TimerTable;
 
@@ -56,16 +58,14 @@ impl CallManager {
             self.send(SipCommand::Respond { tx, response: r });
             return;
         }
-        let offer = match sdp_of(&req) {
-            Some(Ok(o)) => o,
+        let (offer, addr, srtp) = match sdp_of(&req) {
+            Some(Ok(o)) => match offered_family(&o, &self.config.sdp) {
+                Ok((addr, srtp)) => (Some(o), addr, srtp),
+                Err(e) => return self.reject_offer(tx, &req, &e),
+            },
             Some(Err(e)) => return self.reject_offer(tx, &req, &e),
-            // A delayed offer (RFC 3261 §13.2.1) is not supported by the consent flow, which
-            // must play the prompt right after the answer.
-            None => return self.reject_offer(tx, &req, &SdpError::NoMedia),
-        };
-        let (addr, srtp) = match offered_family(&offer, &self.config.sdp) {
-            Ok(f) => f,
-            Err(e) => return self.reject_offer(tx, &req, &e),
+            // A delayed offer (RFC 3261 §13.2.1): we offer in the 200, in our own family.
+            None => (None, self.config.sip_address.ip(), false),
         };
 
         let handle = crate::command::CallHandle(self.next_handle);
@@ -87,11 +87,12 @@ impl CallManager {
                 tx: Some(tx),
                 source,
                 local_tag,
-                offer: Some(offer),
+                offer,
                 dialog: None,
                 media: None,
                 reinvite: None,
                 update_pending: false,
+                answer_in_ack: false,
                 bye: None,
                 ack: None,
             },
@@ -148,9 +149,7 @@ impl CallManager {
         if call.state != State::AwaitingMedia || call.a.media.is_some() {
             return;
         }
-        let Some(offer) = call.a.offer.take() else {
-            return;
-        };
+        let offer = call.a.offer.take();
         let mut media = LegMedia {
             local,
             srtp_key,
@@ -163,6 +162,9 @@ impl CallManager {
             audio_index: 0,
             audio: None,
             peer_direction: Direction::SendRecv,
+        };
+        let Some(offer) = offer else {
+            return self.offer_to_caller(now, h, media);
         };
         let answer = self.answer_on_leg(&mut media, &offer);
         let Some(call) = self.calls.get_mut(&h) else {
@@ -204,6 +206,103 @@ impl CallManager {
         self.play(h, Leg::Caller, Prompt::Consent, true);
     }
 
+    /// The caller's INVITE had no SDP: our 200 carries the gateway's offer.
+    fn offer_to_caller(&mut self, _now: Now, h: CallHandle, mut media: LegMedia) {
+        let contact = self.contact();
+        let first = self
+            .config
+            .sdp
+            .codecs
+            .first()
+            .copied()
+            .unwrap_or(Codec::Pcma);
+        let offer = build_offer(
+            media.local,
+            &self.config.sdp,
+            media.origin,
+            first,
+            Direction::SendRecv,
+        );
+        let body = offer.to_bytes();
+        media.last_sdp = Some(offer);
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let Some(tx) = call.a.tx.take() else {
+            return;
+        };
+        let Some(d) = Dialog::uas(
+            &call.a.invite,
+            &call.a.local_tag,
+            contact.clone(),
+            call.a.source,
+        ) else {
+            return;
+        };
+        let ok = dialog::response(
+            &call.a.invite,
+            StatusCode::OK,
+            Some(&call.a.local_tag),
+            Some(&contact),
+        );
+        let ok = with_allow(with_sdp(ok, body));
+        call.a.dialog = Some(d);
+        call.a.media = Some(media);
+        call.a.answer_in_ack = true;
+        call.state = State::AwaitingAck;
+        self.send(SipCommand::Respond { tx, response: ok });
+    }
+
+    /// An ACK on a leg: when our 2xx carried an offer, it carries the answer (RFC 3264 §4).
+    pub(super) fn ack_with_answer(&mut self, now: Now, h: CallHandle, leg: Leg, ack: &Message) {
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let (flag, media) = match leg {
+            Leg::Caller => (&mut call.a.answer_in_ack, call.a.media.as_mut()),
+            Leg::Pbx => match call.b.as_mut() {
+                Some(b) => (&mut b.answer_in_ack, b.media.as_mut()),
+                None => return,
+            },
+        };
+        if !std::mem::take(flag) {
+            return;
+        }
+        let Some(media) = media else {
+            return;
+        };
+        let before = media.peer_direction;
+        let accepted = match sdp_of(ack) {
+            Some(Ok(answer)) => Self::accept_on_leg(media, &answer).ok(),
+            _ => None,
+        };
+        let after = media.peer_direction;
+        let local_key = media.srtp_key.as_ref().map(SrtpMasterKey::duplicate);
+        let initial = leg == Leg::Caller && call.state == State::AwaitingAck;
+        match accepted {
+            Some((Some(audio), remote)) => {
+                let srtp = local_key.zip(remote);
+                self.configure(h, leg, audio, srtp);
+                if initial {
+                    if let Some(call) = self.calls.get_mut(&h) {
+                        call.state = State::PlayingPrompt { plays: 1 };
+                    }
+                    self.play(h, Leg::Caller, Prompt::Consent, true);
+                } else if before != after {
+                    self.propagate_direction(now, h, leg.other());
+                }
+            }
+            // RFC 3261 §13.2.1: without a usable answer the session cannot go on.
+            _ if initial => self.terminate(
+                now,
+                h,
+                CallOutcome::OfferRejected,
+                "No usable answer in ACK",
+            ),
+            _ => {}
+        }
+    }
+
     pub(super) fn caller_in_dialog(
         &mut self,
         now: Now,
@@ -217,10 +316,14 @@ impl CallManager {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
+        let _ = call;
         if method == Method::Ack {
             // The transaction layer stops its 2xx retransmissions itself (RFC 3261 §13.3.1.4).
-            return;
+            return self.ack_with_answer(now, h, Leg::Caller, &req);
         }
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
         let in_order = call
             .a
             .dialog
@@ -271,6 +374,7 @@ impl CallManager {
         call.timers.clear_all();
         match call.state {
             State::AwaitingMedia
+            | State::AwaitingAck
             | State::PlayingPrompt { .. }
             | State::AwaitingDigit { .. }
             | State::Confirming => {
@@ -447,13 +551,36 @@ impl CallManager {
             return self.respond_in_dialog(h, leg, Some(tx), req, StatusCode::SERVER_ERROR);
         };
         let before = media.peer_direction;
-        let result = match sdp_of(req) {
-            Some(Ok(offer)) => self.answer_on_leg(&mut media, &offer),
-            Some(Err(e)) => Err(e),
-            // A re-INVITE without SDP asks for an offer in our 2xx (RFC 3261 §14.2); we give
-            // the current session unchanged, as a fresh offer would need the ACK's answer.
-            None => Err(SdpError::NoMedia),
+        let offer = match sdp_of(req) {
+            Some(o) => o,
+            None => {
+                // RFC 3261 §14.2: a re-INVITE without SDP asks for our offer in the 2xx; the
+                // current session, unchanged (same version, RFC 3264 §8), answer in the ACK.
+                let body = media.last_sdp.as_ref().map(LocalSdp::to_bytes);
+                let Some(call) = self.calls.get_mut(&h) else {
+                    return;
+                };
+                match leg {
+                    Leg::Caller => {
+                        call.a.media = Some(media);
+                        call.a.answer_in_ack = body.is_some();
+                    }
+                    Leg::Pbx => {
+                        if let Some(b) = call.b.as_mut() {
+                            b.media = Some(media);
+                            b.answer_in_ack = body.is_some();
+                        }
+                    }
+                }
+                let Some(body) = body else {
+                    return self.respond_in_dialog(h, leg, Some(tx), req, StatusCode::SERVER_ERROR);
+                };
+                let ok = dialog::response(req, StatusCode::OK, None, Some(&contact));
+                let ok = with_allow(with_sdp(ok, body));
+                return self.send(SipCommand::Respond { tx, response: ok });
+            }
         };
+        let result = offer.and_then(|offer| self.answer_on_leg(&mut media, &offer));
         let after = media.peer_direction;
         let restore = |call: &mut Call, media: LegMedia| match leg {
             Leg::Caller => call.a.media = Some(media),

@@ -47,6 +47,7 @@ impl CallManager {
             reinvite: None,
             update_pending: false,
             early_media: false,
+            answer_in_ack: false,
             provisional_seen: false,
             cancel_wanted: false,
             early: Vec::new(),
@@ -392,7 +393,7 @@ impl CallManager {
             return;
         };
         if method == Method::Ack {
-            return;
+            return self.ack_with_answer(now, h, Leg::Pbx, &req);
         }
         let in_order = self
             .calls

@@ -7,7 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// callseal: a privacy-first telephony gateway. Calls are recorded only with consent, sealed as
 /// they arrive, and become unreadable when their retention ends.
 #[derive(Debug, Parser)]
-#[command(name = "callseal", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "callseal",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -19,7 +24,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Data folder (escrow keys, gateway credentials, sealed recordings).
-    #[arg(long, global = true, env = "CALLSEAL_DATA", default_value = "callseal-data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CALLSEAL_DATA",
+        default_value = "callseal-data",
+        value_name = "DIR"
+    )]
     pub data: PathBuf,
     /// Escrow URL, e.g. https://escrow.hospital.example:7443 (default: the one `callseal init` wrote).
     #[arg(long, global = true, env = "CALLSEAL_ESCROW", value_name = "URL")]
@@ -110,7 +121,12 @@ pub struct EscrowArgs {
 pub struct TestClock {
     /// File holding the escrow's wall-clock time as Unix seconds, re-read on every scheduler
     /// tick. Only honoured by the escrow's test clock; never use it in production.
-    #[arg(long, hide = true, env = "CALLSEAL_TEST_CLOCK_FILE", value_name = "FILE")]
+    #[arg(
+        long,
+        hide = true,
+        env = "CALLSEAL_TEST_CLOCK_FILE",
+        value_name = "FILE"
+    )]
     pub test_clock_file: Option<PathBuf>,
 }
 
@@ -269,17 +285,28 @@ mod tests {
 
     #[test]
     fn json_flag_is_accepted_after_the_subcommand() {
-        let cli = Cli::try_parse_from(["callseal", "recordings", "list", "--json", "--status", "pending-shred"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "callseal",
+            "recordings",
+            "list",
+            "--json",
+            "--status",
+            "pending-shred",
+        ])
+        .unwrap();
         assert!(cli.global.json);
         match cli.command {
-            Command::Recordings(RecordingsCmd::List(f)) => assert_eq!(f.status, Some(Status::PendingShred)),
+            Command::Recordings(RecordingsCmd::List(f)) => {
+                assert_eq!(f.status, Some(Status::PendingShred))
+            }
             other => panic!("parsed as {other:?}"),
         }
     }
 
     #[test]
     fn export_requires_an_output() {
-        let err = Cli::try_parse_from(["callseal", "recordings", "export", "ab", "--purpose", "x"]).unwrap_err();
+        let err = Cli::try_parse_from(["callseal", "recordings", "export", "ab", "--purpose", "x"])
+            .unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 }

@@ -15,10 +15,15 @@ pub enum CliError {
     Usage { message: String },
     #[error("no recording with id {id} is known to the escrow")]
     UnknownRecording { id: String },
-    #[error("the key of recording {id} was shredded on {shredded_on}: the recording can never be opened again")]
+    #[error(
+        "the key of recording {id} was shredded on {shredded_on}: the recording can never be opened again"
+    )]
     KeyShredded { id: String, shredded_on: String },
     #[error("recording {id} was erased{}: it can never be opened again", on_date(.erased_on))]
-    RecordingErased { id: String, erased_on: Option<String> },
+    RecordingErased {
+        id: String,
+        erased_on: Option<String>,
+    },
     #[error("recording {id} is under legal hold")]
     LegalHold { id: String },
     #[error("a purpose is required to open a recording")]
@@ -36,8 +41,14 @@ pub enum CliError {
     #[error("no operator token: CALLSEAL_TOKEN is not set and {path} does not exist")]
     TokenMissing { path: PathBuf },
     #[error("{what} {path} is readable or writable by other users (mode {mode:04o})")]
-    InsecureFileMode { what: &'static str, path: PathBuf, mode: u32 },
-    #[error("your operator account is not active yet: the confidentiality agreement has not been acknowledged")]
+    InsecureFileMode {
+        what: &'static str,
+        path: PathBuf,
+        mode: u32,
+    },
+    #[error(
+        "your operator account is not active yet: the confidentiality agreement has not been acknowledged"
+    )]
     AgreementPending,
     #[error("operator {name} is disabled")]
     OperatorDisabled { name: String },
@@ -55,10 +66,23 @@ pub enum CliError {
     OutputExists { path: PathBuf },
     #[error("cannot write {path}: {reason}")]
     OutputNotWritable { path: PathBuf, reason: String },
-    #[error("recording {id} is truncated: {verified_segments} segments ({verified_seconds:.1} s of audio) verified, the final segment is missing")]
-    RecordingTruncated { id: String, verified_segments: u64, verified_seconds: f64 },
-    #[error("recording {id} has been tampered with or is corrupt: {detail}; {verified_segments} segments ({verified_seconds:.1} s of audio) verified before it")]
-    RecordingTampered { id: String, detail: String, verified_segments: u64, verified_seconds: f64 },
+    #[error(
+        "recording {id} is truncated: {verified_segments} segments ({verified_seconds:.1} s of audio) verified, the final segment is missing"
+    )]
+    RecordingTruncated {
+        id: String,
+        verified_segments: u64,
+        verified_seconds: f64,
+    },
+    #[error(
+        "recording {id} has been tampered with or is corrupt: {detail}; {verified_segments} segments ({verified_seconds:.1} s of audio) verified before it"
+    )]
+    RecordingTampered {
+        id: String,
+        detail: String,
+        verified_segments: u64,
+        verified_seconds: f64,
+    },
     #[error("the sealed file of recording {id} is not at {path}")]
     RecordingFileMissing { id: String, path: PathBuf },
     #[error("retention of {days} days is out of range: allowed {min}..={max} days")]
@@ -72,15 +96,25 @@ pub enum CliError {
     #[error("the released key does not open with your operator key ({path})")]
     OperatorKeyMismatch { path: PathBuf },
     #[error("{path} is not a callseal data folder (no {missing})")]
-    NotInitialised { path: PathBuf, missing: &'static str },
+    NotInitialised {
+        path: PathBuf,
+        missing: &'static str,
+    },
     #[error("{path} already holds a callseal data folder")]
     AlreadyInitialised { path: PathBuf },
     #[error("{what} {path}: {reason}")]
-    Io { what: &'static str, path: PathBuf, reason: String },
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
     #[error("doctor found {failures} problem(s) and {warnings} warning(s)")]
     DoctorFindings { failures: usize, warnings: usize },
     #[error("{component} failed: {reason}")]
-    Component { component: &'static str, reason: String },
+    Component {
+        component: &'static str,
+        reason: String,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -289,12 +323,21 @@ impl CliError {
             E::Component { .. } => ("internal", exit::INTERNAL, "see the message; run `callseal doctor`".into()),
             E::Interrupted => ("interrupted", exit::INTERRUPTED, "nothing was left behind; run the command again".into()),
         };
-        Report { code, exit, message: self.to_string(), hint }
+        Report {
+            code,
+            exit,
+            message: self.to_string(),
+            hint,
+        }
     }
 
     /// A local I/O error on a path the operator named or the data folder.
     pub fn io(what: &'static str, path: impl Into<PathBuf>, err: &std::io::Error) -> Self {
-        CliError::Io { what, path: path.into(), reason: err.to_string() }
+        CliError::Io {
+            what,
+            path: path.into(),
+            reason: err.to_string(),
+        }
     }
 }
 
@@ -306,18 +349,51 @@ mod tests {
     fn exit_codes_are_distinct_per_class() {
         let samples = [
             CliError::UnknownRecording { id: "x".into() }.report().exit,
-            CliError::KeyShredded { id: "x".into(), shredded_on: "2026-01-01".into() }.report().exit,
-            CliError::RecordingErased { id: "x".into(), erased_on: None }.report().exit,
+            CliError::KeyShredded {
+                id: "x".into(),
+                shredded_on: "2026-01-01".into(),
+            }
+            .report()
+            .exit,
+            CliError::RecordingErased {
+                id: "x".into(),
+                erased_on: None,
+            }
+            .report()
+            .exit,
             CliError::LegalHold { id: "x".into() }.report().exit,
             CliError::PurposeMissing.report().exit,
-            CliError::WrongRole { action: "a".into(), needed: "admin".into() }.report().exit,
+            CliError::WrongRole {
+                action: "a".into(),
+                needed: "admin".into(),
+            }
+            .report()
+            .exit,
             CliError::TokenExpired { expired_at: None }.report().exit,
-            CliError::EscrowUnreachable { url: "u".into(), reason: "r".into() }.report().exit,
+            CliError::EscrowUnreachable {
+                url: "u".into(),
+                reason: "r".into(),
+            }
+            .report()
+            .exit,
             CliError::TlsPinMismatch { url: "u".into() }.report().exit,
             CliError::OutputExists { path: "p".into() }.report().exit,
-            CliError::OutputNotWritable { path: "p".into(), reason: "r".into() }.report().exit,
-            CliError::RecordingTruncated { id: "x".into(), verified_segments: 1, verified_seconds: 1.0 }.report().exit,
-            CliError::RetentionAmbiguousUnit { input: "1m".into() }.report().exit,
+            CliError::OutputNotWritable {
+                path: "p".into(),
+                reason: "r".into(),
+            }
+            .report()
+            .exit,
+            CliError::RecordingTruncated {
+                id: "x".into(),
+                verified_segments: 1,
+                verified_seconds: 1.0,
+            }
+            .report()
+            .exit,
+            CliError::RetentionAmbiguousUnit { input: "1m".into() }
+                .report()
+                .exit,
         ];
         let mut sorted = samples.to_vec();
         sorted.sort_unstable();
@@ -327,7 +403,11 @@ mod tests {
 
     #[test]
     fn shredded_message_names_the_date_and_the_receipt() {
-        let r = CliError::KeyShredded { id: "ab".into(), shredded_on: "2026-03-04".into() }.report();
+        let r = CliError::KeyShredded {
+            id: "ab".into(),
+            shredded_on: "2026-03-04".into(),
+        }
+        .report();
         assert_eq!(r.code, "key_shredded");
         assert!(r.message.contains("2026-03-04"), "{}", r.message);
         assert!(r.hint.contains("callseal receipts"));
@@ -335,7 +415,12 @@ mod tests {
 
     #[test]
     fn insecure_mode_hint_gives_the_chmod() {
-        let r = CliError::InsecureFileMode { what: "token file", path: "/x/t".into(), mode: 0o644 }.report();
+        let r = CliError::InsecureFileMode {
+            what: "token file",
+            path: "/x/t".into(),
+            mode: 0o644,
+        }
+        .report();
         assert!(r.message.contains("0644"), "{}", r.message);
         assert_eq!(r.hint, "run `chmod 600 /x/t` and try again");
     }

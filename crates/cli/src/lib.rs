@@ -35,7 +35,11 @@ pub fn main_entry() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     let json = cli.global.json;
@@ -61,9 +65,17 @@ pub fn print_error(e: &CliError, json: bool) {
 
 /// Disables core dumps for this process; returns whether the environment had them enabled.
 fn harden_process() -> bool {
-    use rustix::process::{DumpableBehavior, Resource, Rlimit, getrlimit, set_dumpable_behavior, setrlimit};
+    use rustix::process::{
+        DumpableBehavior, Resource, Rlimit, getrlimit, set_dumpable_behavior, setrlimit,
+    };
     let before = getrlimit(Resource::Core).current != Some(0);
-    let _ = setrlimit(Resource::Core, Rlimit { current: Some(0), maximum: Some(0) });
+    let _ = setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    );
     let _ = set_dumpable_behavior(DumpableBehavior::NotDumpable);
     before
 }

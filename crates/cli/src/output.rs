@@ -13,7 +13,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&'static str]) -> Self {
-        Table { headers: headers.to_vec(), rows: Vec::new() }
+        Table {
+            headers: headers.to_vec(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -38,7 +41,11 @@ impl Table {
             let mut s = String::new();
             for (i, c) in cells.enumerate().take(n) {
                 if i + 1 < n {
-                    let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(c.chars().count());
+                    let pad = widths
+                        .get(i)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(c.chars().count());
                     s.push_str(c);
                     s.push_str(&" ".repeat(pad + 2));
                 } else {
@@ -58,7 +65,11 @@ impl Table {
 
 /// Key/value lines with the keys aligned.
 pub fn fields(pairs: &[(&str, String)]) -> String {
-    let w = pairs.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+    let w = pairs
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     for (k, v) in pairs {
         out.push_str(&format!("{k:<w$}  {v}\n"));
@@ -68,7 +79,10 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> Result<(), CliError> {
-    let s = serde_json::to_string_pretty(value).map_err(|e| CliError::Component { component: "json output", reason: e.to_string() })?;
+    let s = serde_json::to_string_pretty(value).map_err(|e| CliError::Component {
+        component: "json output",
+        reason: e.to_string(),
+    })?;
     println!("{s}");
     Ok(())
 }
@@ -82,11 +96,17 @@ mod tests {
         let mut t = Table::new(&["ID", "STATUS", "CALLER"]);
         t.row(vec!["a".into(), "sealed".into(), "C-7KQ2-9XMD".into()]);
         t.row(vec!["bbbb".into(), "erased".into(), "-".into()]);
-        assert_eq!(t.render(), "ID    STATUS  CALLER\na     sealed  C-7KQ2-9XMD\nbbbb  erased  -\n");
+        assert_eq!(
+            t.render(),
+            "ID    STATUS  CALLER\na     sealed  C-7KQ2-9XMD\nbbbb  erased  -\n"
+        );
     }
 
     #[test]
     fn fields_align_keys() {
-        assert_eq!(fields(&[("id", "1".into()), ("status", "x".into())]), "id      1\nstatus  x\n");
+        assert_eq!(
+            fields(&[("id", "1".into()), ("status", "x".into())]),
+            "id      1\nstatus  x\n"
+        );
     }
 }

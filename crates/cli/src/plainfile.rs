@@ -28,12 +28,16 @@ impl PlainOutput {
     /// Checks the destination and opens the temporary file beside it.
     pub fn create(dest: &Path) -> Result<Self, CliError> {
         if fs::symlink_metadata(dest).is_ok() {
-            return Err(CliError::OutputExists { path: dest.to_owned() });
+            return Err(CliError::OutputExists {
+                path: dest.to_owned(),
+            });
         }
-        let name = dest.file_name().ok_or_else(|| CliError::OutputNotWritable {
-            path: dest.to_owned(),
-            reason: "the path does not name a file".into(),
-        })?;
+        let name = dest
+            .file_name()
+            .ok_or_else(|| CliError::OutputNotWritable {
+                path: dest.to_owned(),
+                reason: "the path does not name a file".into(),
+            })?;
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
@@ -47,15 +51,32 @@ impl PlainOutput {
         let mut last_err = None;
         for _ in 0..16 {
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let tmp = dir.join(format!(".{}.{}-{n}.callseal-partial", name.to_string_lossy(), std::process::id()));
-            match OpenOptions::new().write(true).read(true).create_new(true).mode(0o600).open(&tmp) {
+            let tmp = dir.join(format!(
+                ".{}.{}-{n}.callseal-partial",
+                name.to_string_lossy(),
+                std::process::id()
+            ));
+            match OpenOptions::new()
+                .write(true)
+                .read(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+            {
                 Ok(file) => {
                     register(&tmp);
-                    return Ok(PlainOutput { tmp, dest: dest.to_owned(), file: Some(file) });
+                    return Ok(PlainOutput {
+                        tmp,
+                        dest: dest.to_owned(),
+                        file: Some(file),
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_err = Some(e),
                 Err(e) => {
-                    return Err(CliError::OutputNotWritable { path: dest.to_owned(), reason: e.to_string() });
+                    return Err(CliError::OutputNotWritable {
+                        path: dest.to_owned(),
+                        reason: e.to_string(),
+                    });
                 }
             }
         }
@@ -67,20 +88,27 @@ impl PlainOutput {
 
     /// The open temporary file (seekable, as hound needs).
     pub fn file(&mut self) -> Result<&mut File, CliError> {
-        self.file.as_mut().ok_or_else(|| CliError::OutputNotWritable {
-            path: self.dest.clone(),
-            reason: "the output was already closed".into(),
-        })
+        self.file
+            .as_mut()
+            .ok_or_else(|| CliError::OutputNotWritable {
+                path: self.dest.clone(),
+                reason: "the output was already closed".into(),
+            })
     }
 
     /// Flushes to disk and gives the file its final name; fails if that name exists by now.
     pub fn commit(mut self) -> Result<PathBuf, CliError> {
-        let not_writable = |e: std::io::Error, dest: &Path| CliError::OutputNotWritable { path: dest.to_owned(), reason: e.to_string() };
+        let not_writable = |e: std::io::Error, dest: &Path| CliError::OutputNotWritable {
+            path: dest.to_owned(),
+            reason: e.to_string(),
+        };
         if let Some(f) = self.file.take() {
             f.sync_all().map_err(|e| not_writable(e, &self.dest))?;
         }
         rename_noreplace(&self.tmp, &self.dest).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => CliError::OutputExists { path: self.dest.clone() },
+            std::io::ErrorKind::AlreadyExists => CliError::OutputExists {
+                path: self.dest.clone(),
+            },
             _ => not_writable(e, &self.dest),
         })?;
         unregister(&self.tmp);
@@ -142,7 +170,10 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn entries(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
@@ -156,7 +187,10 @@ mod tests {
         assert_eq!(entries(dir.path()).len(), 1);
         out.commit().unwrap();
         assert_eq!(entries(dir.path()), vec!["out.wav".to_owned()]);
-        assert_eq!(fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&dest).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(fs::read(&dest).unwrap(), b"RIFF");
     }
 
@@ -174,7 +208,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("out.wav");
         fs::write(&dest, b"old").unwrap();
-        assert!(matches!(PlainOutput::create(&dest), Err(CliError::OutputExists { .. })));
+        assert!(matches!(
+            PlainOutput::create(&dest),
+            Err(CliError::OutputExists { .. })
+        ));
         // A file that appears while the export runs is not replaced either.
         fs::remove_file(&dest).unwrap();
         let mut out = PlainOutput::create(&dest).unwrap();
@@ -188,7 +225,9 @@ mod tests {
     #[test]
     fn missing_folder_is_not_writable() {
         let dir = tempfile::tempdir().unwrap();
-        let err = PlainOutput::create(&dir.path().join("nope/out.wav")).err().unwrap();
+        let err = PlainOutput::create(&dir.path().join("nope/out.wav"))
+            .err()
+            .unwrap();
         assert!(matches!(err, CliError::OutputNotWritable { .. }), "{err}");
     }
 }

@@ -14,10 +14,16 @@ pub fn parse_days(input: &str) -> Result<u64, CliError> {
     let s = input.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let ambiguous = || CliError::RetentionAmbiguousUnit { input: input.to_owned() };
+    let ambiguous = || CliError::RetentionAmbiguousUnit {
+        input: input.to_owned(),
+    };
     if num.is_empty() {
         if s.starts_with('-') {
-            return Err(CliError::RetentionOutOfRange { days: 0, min: MIN_DAYS, max: MAX_DAYS });
+            return Err(CliError::RetentionOutOfRange {
+                days: 0,
+                min: MIN_DAYS,
+                max: MAX_DAYS,
+            });
         }
         return Err(ambiguous());
     }
@@ -26,9 +32,15 @@ pub fn parse_days(input: &str) -> Result<u64, CliError> {
         "w" | "week" | "weeks" => 7,
         _ => return Err(ambiguous()),
     };
-    let out_of_range = |days| CliError::RetentionOutOfRange { days, min: MIN_DAYS, max: MAX_DAYS };
+    let out_of_range = |days| CliError::RetentionOutOfRange {
+        days,
+        min: MIN_DAYS,
+        max: MAX_DAYS,
+    };
     let n: u64 = num.parse().map_err(|_| out_of_range(u64::MAX))?;
-    let days = n.checked_mul(factor).ok_or_else(|| out_of_range(u64::MAX))?;
+    let days = n
+        .checked_mul(factor)
+        .ok_or_else(|| out_of_range(u64::MAX))?;
     if !(MIN_DAYS..=MAX_DAYS).contains(&days) {
         return Err(out_of_range(days));
     }
@@ -51,14 +63,20 @@ mod tests {
     #[test]
     fn ambiguous_units_are_refused() {
         for s in ["1m", "6mo", "1y", "12h", "30min", "1.5", "thirty", "P30D"] {
-            assert!(matches!(parse_days(s), Err(CliError::RetentionAmbiguousUnit { .. })), "{s}");
+            assert!(
+                matches!(parse_days(s), Err(CliError::RetentionAmbiguousUnit { .. })),
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn out_of_range_is_refused() {
         for s in ["0", "3651", "-5", "99999999999999999999", "600w"] {
-            assert!(matches!(parse_days(s), Err(CliError::RetentionOutOfRange { .. })), "{s}");
+            assert!(
+                matches!(parse_days(s), Err(CliError::RetentionOutOfRange { .. })),
+                "{s}"
+            );
         }
     }
 }

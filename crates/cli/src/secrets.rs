@@ -46,7 +46,9 @@ pub fn load_token(token_file: &Path) -> Result<Token, CliError> {
         }
     }
     if !token_file.exists() {
-        return Err(CliError::TokenMissing { path: token_file.to_owned() });
+        return Err(CliError::TokenMissing {
+            path: token_file.to_owned(),
+        });
     }
     let text = read_private("token file", token_file)?;
     let trimmed = text.trim();
@@ -73,7 +75,11 @@ pub fn check_private_mode(what: &'static str, path: &Path) -> Result<(), CliErro
     let meta = fs::metadata(path).map_err(|e| CliError::io("cannot read", path, &e))?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(CliError::InsecureFileMode { what, path: path.to_owned(), mode });
+        return Err(CliError::InsecureFileMode {
+            what,
+            path: path.to_owned(),
+            mode,
+        });
     }
     Ok(())
 }
@@ -86,12 +92,20 @@ pub fn write_private_new(path: &Path, contents: &[u8]) -> Result<(), CliError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => CliError::OutputExists { path: path.to_owned() },
-            _ => CliError::OutputNotWritable { path: path.to_owned(), reason: e.to_string() },
+            std::io::ErrorKind::AlreadyExists => CliError::OutputExists {
+                path: path.to_owned(),
+            },
+            _ => CliError::OutputNotWritable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
         })?;
     f.write_all(contents)
         .and_then(|()| f.sync_all())
-        .map_err(|e| CliError::OutputNotWritable { path: path.to_owned(), reason: e.to_string() })
+        .map_err(|e| CliError::OutputNotWritable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 const KEY_FILE_LABEL: &str = "callseal-operator-key-v1";
@@ -113,17 +127,28 @@ pub fn encode_operator_key(secret: &[u8; 32]) -> Zeroizing<String> {
 /// Reads and checks an operator key file (mode 0600, label, 64 hex digits).
 pub fn load_operator_key(path: &Path) -> Result<OperatorKeyBytes, CliError> {
     if !path.exists() {
-        return Err(CliError::OperatorKeyMissing { path: path.to_owned() });
+        return Err(CliError::OperatorKeyMissing {
+            path: path.to_owned(),
+        });
     }
     let text = read_private("operator key file", path)?;
-    let invalid = |reason: &str| CliError::OperatorKeyInvalid { path: path.to_owned(), reason: reason.to_owned() };
+    let invalid = |reason: &str| CliError::OperatorKeyInvalid {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
     let mut lines = text.lines();
     if lines.next() != Some(KEY_FILE_LABEL) {
-        return Err(invalid("the first line is not the callseal operator key label"));
+        return Err(invalid(
+            "the first line is not the callseal operator key label",
+        ));
     }
-    let hex_line = lines.next().ok_or_else(|| invalid("the key line is missing"))?.trim();
+    let hex_line = lines
+        .next()
+        .ok_or_else(|| invalid("the key line is missing"))?
+        .trim();
     let mut out = Zeroizing::new([0u8; 32]);
-    hex::decode_to_slice(hex_line, out.as_mut_slice()).map_err(|_| invalid("the key is not 64 hex digits"))?;
+    hex::decode_to_slice(hex_line, out.as_mut_slice())
+        .map_err(|_| invalid("the key is not 64 hex digits"))?;
     Ok(OperatorKeyBytes(out))
 }
 
@@ -147,7 +172,10 @@ mod tests {
         fs::write(&p, "abc").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         let err = check_private_mode("token file", &p).unwrap_err();
-        assert!(matches!(err, CliError::InsecureFileMode { mode: 0o640, .. }), "{err}");
+        assert!(
+            matches!(err, CliError::InsecureFileMode { mode: 0o640, .. }),
+            "{err}"
+        );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         check_private_mode("token file", &p).unwrap();
     }
@@ -158,12 +186,21 @@ mod tests {
         let p = dir.path().join("k");
         let secret = [7u8; 32];
         write_private_new(&p, encode_operator_key(&secret).as_bytes()).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(load_operator_key(&p).unwrap().expose(), &secret);
-        assert!(matches!(write_private_new(&p, b"x"), Err(CliError::OutputExists { .. })));
+        assert!(matches!(
+            write_private_new(&p, b"x"),
+            Err(CliError::OutputExists { .. })
+        ));
 
         let q = dir.path().join("q");
         write_private_new(&q, b"callseal-operator-key-v1\nzz\n").unwrap();
-        assert!(matches!(load_operator_key(&q), Err(CliError::OperatorKeyInvalid { .. })));
+        assert!(matches!(
+            load_operator_key(&q),
+            Err(CliError::OperatorKeyInvalid { .. })
+        ));
     }
 }

@@ -7,7 +7,9 @@ use crate::error::CliError;
 /// Unix seconds of `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn parse_utc(flag: &str, s: &str) -> Result<i64, CliError> {
     let bad = || CliError::Usage {
-        message: format!("{flag} \"{s}\" is not a UTC date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"),
+        message: format!(
+            "{flag} \"{s}\" is not a UTC date: write YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+        ),
     };
     let (date, time) = match s.split_once('T') {
         Some((d, t)) => (d, Some(t)),
@@ -30,7 +32,8 @@ pub fn parse_utc(flag: &str, s: &str) -> Result<i64, CliError> {
     if let Some(t) = time {
         let t = t.strip_suffix('Z').ok_or_else(bad)?;
         let mut it = t.split(':');
-        let (Some(h), Some(mi), Some(se), None) = (it.next(), it.next(), it.next(), it.next()) else {
+        let (Some(h), Some(mi), Some(se), None) = (it.next(), it.next(), it.next(), it.next())
+        else {
             return Err(bad());
         };
         let h: i64 = h.parse().map_err(|_| bad())?;
@@ -49,7 +52,12 @@ pub fn format_utc(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `YYYY-MM-DD` for a day number since 1970-01-01 (an `EpochId`).
@@ -101,7 +109,10 @@ mod tests {
     #[test]
     fn known_dates() {
         assert_eq!(parse_utc("--since", "1970-01-01").unwrap(), 0);
-        assert_eq!(parse_utc("--since", "2000-03-01T00:00:01Z").unwrap(), 951_868_801);
+        assert_eq!(
+            parse_utc("--since", "2000-03-01T00:00:01Z").unwrap(),
+            951_868_801
+        );
         assert_eq!(format_utc(951_868_801), "2000-03-01 00:00:01Z");
         assert_eq!(format_day(20_454), "2026-01-01");
     }
@@ -116,7 +127,14 @@ mod tests {
 
     #[test]
     fn rejects_non_dates() {
-        for s in ["2026-02-30", "2026-13-01", "26-01-01", "2026-01-01T25:00:00Z", "2026-01-01T10:00:00", "yesterday"] {
+        for s in [
+            "2026-02-30",
+            "2026-13-01",
+            "26-01-01",
+            "2026-01-01T25:00:00Z",
+            "2026-01-01T10:00:00",
+            "yesterday",
+        ] {
             assert!(parse_utc("--since", s).is_err(), "{s}");
         }
         assert!(parse_utc("--since", "2024-02-29").is_ok());

@@ -14,7 +14,9 @@ use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use callseal_escrow::client::{ClientConfig, EscrowClient};
-use callseal_escrow::{CallerCode, ConsentEvidence, DataDir, Deposit, GatewayId, LineId, Timestamp};
+use callseal_escrow::{
+    CallerCode, ConsentEvidence, DataDir, Deposit, GatewayId, LineId, Timestamp,
+};
 use callseal_recording::keys::{DataKey, RecordingId, wrap};
 use callseal_recording::{Leg, Writer, WriterConfig};
 use common::{Run, callseal};
@@ -49,8 +51,14 @@ fn start_escrow(data: &Path, clock: &Path) -> EscrowProc {
             let _ = tx.send(line);
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(30)).expect("escrow did not start within 30 s");
-    let url = line.split_whitespace().find(|w| w.starts_with("https://")).expect("listening line").to_owned();
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("escrow did not start within 30 s");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .expect("listening line")
+        .to_owned();
     EscrowProc { child, url }
 }
 
@@ -65,7 +73,13 @@ struct World {
 
 impl World {
     fn run(&self, token: &str, args: &[&str]) -> Run {
-        Run::from(callseal(&self.data).env("CALLSEAL_TOKEN", token).args(args).output().unwrap())
+        Run::from(
+            callseal(&self.data)
+                .env("CALLSEAL_TOKEN", token)
+                .args(args)
+                .output()
+                .unwrap(),
+        )
     }
 
     fn json(&self, token: &str, args: &[&str]) -> Value {
@@ -97,15 +111,32 @@ impl World {
         let gw_token = std::fs::read_to_string(DataDir::new(&self.data).gateway_token()).unwrap();
         let gw = self.client(gw_token.trim());
         let started = Timestamp::from_unix_ms(self.now * 1000);
-        let vk = callseal_escrow::table::parse_identity(&std::fs::read_to_string(DataDir::new(&self.data).identity_pub()).unwrap()).unwrap();
+        let vk = callseal_escrow::table::parse_identity(
+            &std::fs::read_to_string(DataDir::new(&self.data).identity_pub()).unwrap(),
+        )
+        .unwrap();
         let table = rt.block_on(gw.epoch_table()).unwrap().verify(&vk).unwrap();
         let e = table.epoch_for(started, None).unwrap().clone();
         let key = DataKey::generate().unwrap();
         let id = RecordingId::generate().unwrap();
         let mut w = Writer::new(Vec::new(), &key, id, e.epoch, WriterConfig::default()).unwrap();
         for i in 0..100u32 {
-            w.push_frame(Leg::Caller, i * 160, Duration::from_millis(u64::from(i) * 20), 0, &[0x7f; 160]).unwrap();
-            w.push_frame(Leg::Consultant, i * 160, Duration::from_millis(u64::from(i) * 20), 0, &[0xff; 160]).unwrap();
+            w.push_frame(
+                Leg::Caller,
+                i * 160,
+                Duration::from_millis(u64::from(i) * 20),
+                0,
+                &[0x7f; 160],
+            )
+            .unwrap();
+            w.push_frame(
+                Leg::Consultant,
+                i * 160,
+                Duration::from_millis(u64::from(i) * 20),
+                0,
+                &[0xff; 160],
+            )
+            .unwrap();
         }
         let file = w.finish().unwrap();
         let dir = self.data.join("recordings");
@@ -120,7 +151,13 @@ impl World {
             gateway: GatewayId::new("gateway").unwrap(),
             started_at: started,
             ended_at: Some(started.plus_ms(2000)),
-            consent: ConsentEvidence { digit: Some('1'), decided_at: started, prompt_sha256: "ab".repeat(32), gateway_key: None, signature: None },
+            consent: ConsentEvidence {
+                digit: Some('1'),
+                decided_at: started,
+                prompt_sha256: "ab".repeat(32),
+                gateway_key: None,
+                signature: None,
+            },
         };
         rt.block_on(gw.deposit(&d)).unwrap();
         id.to_string()
@@ -131,19 +168,46 @@ fn setup() -> World {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("d");
     let clock = dir.path().join("clock");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     std::fs::write(&clock, format!("{now}\n")).unwrap();
     let r = common::run(&data, &["--json", "init", "--admin", "alice"]);
     r.expect_code(0);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     let admin = v["admin_token"].as_str().unwrap().to_owned();
     assert!(admin.starts_with("cs1_") && admin.len() == 68);
-    for f in ["escrow/keyring", "escrow/identity.key", "escrow/tls/ca.key", "escrow/tls/server.key", "gateway/escrow.token", "gateway/pepper"] {
-        assert_eq!(std::fs::metadata(data.join(f)).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+    for f in [
+        "escrow/keyring",
+        "escrow/identity.key",
+        "escrow/tls/ca.key",
+        "escrow/tls/server.key",
+        "gateway/escrow.token",
+        "gateway/pepper",
+    ] {
+        assert_eq!(
+            std::fs::metadata(data.join(f))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600,
+            "{f}"
+        );
     }
-    common::run(&data, &["init"]).expect_code(50).stderr_has("already holds");
+    common::run(&data, &["init"])
+        .expect_code(50)
+        .stderr_has("already holds");
     let escrow = start_escrow(&data, &clock);
-    World { _dir: dir, data, clock, escrow, admin, now }
+    World {
+        _dir: dir,
+        data,
+        clock,
+        escrow,
+        admin,
+        now,
+    }
 }
 
 fn code_of(r: &Run) -> String {
@@ -153,84 +217,191 @@ fn code_of(r: &Run) -> String {
 
 #[test]
 fn operators_recordings_retention_audit_and_receipts() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut w = setup();
     let admin = w.admin.clone();
 
     // The admin must acknowledge the agreement first.
-    w.run(&admin, &["operator", "list"]).expect_code(24).stderr_has("operator acknowledge");
-    w.run(&admin, &["operator", "acknowledge", "--yes"]).expect_code(0).stdout_has("CONFIDENTIALITY AGREEMENT").stdout_has("Acknowledged");
+    w.run(&admin, &["operator", "list"])
+        .expect_code(24)
+        .stderr_has("operator acknowledge");
+    w.run(&admin, &["operator", "acknowledge", "--yes"])
+        .expect_code(0)
+        .stdout_has("CONFIDENTIALITY AGREEMENT")
+        .stdout_has("Acknowledged");
 
     // A listener with her own key.
     let key = w.data.join("ana.key");
     let r = w.run(&admin, &["operator", "keygen", "-o", key.to_str().unwrap()]);
     r.expect_code(0);
     let public = r.stdout.lines().last().unwrap().to_owned();
-    let v = w.json(&admin, &["operator", "add", "ana", "--role", "listener", "--public-key", &public]);
+    let v = w.json(
+        &admin,
+        &[
+            "operator",
+            "add",
+            "ana",
+            "--role",
+            "listener",
+            "--public-key",
+            &public,
+        ],
+    );
     let ana = v["token"].as_str().unwrap().to_owned();
     assert_eq!(v["operator"]["status"], "pending_agreement");
-    w.run(&admin, &["operator", "add", "ana", "--role", "listener"]).expect_code(24).stderr_has("already exists");
+    w.run(&admin, &["operator", "add", "ana", "--role", "listener"])
+        .expect_code(24)
+        .stderr_has("already exists");
     let list = w.run(&admin, &["operator", "list"]);
-    list.expect_code(0).stdout_has("alice").stdout_has("ana").stdout_has("pending agreement");
+    list.expect_code(0)
+        .stdout_has("alice")
+        .stdout_has("ana")
+        .stdout_has("pending agreement");
     let key_arg = ["--key-file", key.to_str().unwrap()];
     w.run(&ana, &["recordings", "list"]).expect_code(24);
-    w.run(&ana, &["operator", "acknowledge", "--yes"]).expect_code(0);
+    w.run(&ana, &["operator", "acknowledge", "--yes"])
+        .expect_code(0);
 
     // Two recordings deposited by the gateway.
     let a = w.record(&rt);
     let b = w.record(&rt);
     let v = w.json(&ana, &["recordings", "list"]);
     assert_eq!(v.as_array().unwrap().len(), 2);
-    assert!(v.as_array().unwrap().iter().all(|r| r["status"] == "sealed" && r["caller_code"] == "C-7KQ2-9XMD"));
-    w.run(&ana, &["recordings", "list", "--status", "erased"]).expect_code(0).stdout_has("No recordings match");
-    w.run(&ana, &["recordings", "show", &a]).expect_code(0).stdout_has("sealed").stdout_has("C-7KQ2-9XMD").stdout_has("consented");
-    w.run(&ana, &["recordings", "show", "00112233445566778899aabbccddeeff"]).expect_code(10);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "sealed" && r["caller_code"] == "C-7KQ2-9XMD")
+    );
+    w.run(&ana, &["recordings", "list", "--status", "erased"])
+        .expect_code(0)
+        .stdout_has("No recordings match");
+    w.run(&ana, &["recordings", "show", &a])
+        .expect_code(0)
+        .stdout_has("sealed")
+        .stdout_has("C-7KQ2-9XMD")
+        .stdout_has("consented");
+    w.run(
+        &ana,
+        &["recordings", "show", "00112233445566778899aabbccddeeff"],
+    )
+    .expect_code(10);
 
     // Export: key released to ana, decrypted locally, WAV 0600.
     let out = w.data.join("review.wav");
-    let mut args = vec!["recordings", "export", &a, "--purpose", "complaint 2291 review", "-o", out.to_str().unwrap()];
+    let mut args = vec![
+        "recordings",
+        "export",
+        &a,
+        "--purpose",
+        "complaint 2291 review",
+        "-o",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(&key_arg);
-    w.run(&ana, &args).expect_code(0).stdout_has("segments verified");
+    w.run(&ana, &args)
+        .expect_code(0)
+        .stdout_has("segments verified");
     let wav = std::fs::read(&out).unwrap();
     assert_eq!(&wav[..4], b"RIFF");
-    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     // Exit codes of the escrow's refusals.
     let out2 = w.data.join("again.wav");
-    let mut args = vec!["--json", "recordings", "export", &a, "--purpose", "x", "-o", out2.to_str().unwrap()];
+    let mut args = vec![
+        "--json",
+        "recordings",
+        "export",
+        &a,
+        "--purpose",
+        "x",
+        "-o",
+        out2.to_str().unwrap(),
+    ];
     args.extend_from_slice(&key_arg);
     let r = w.run(&admin, &args);
     r.expect_code(20);
     assert_eq!(code_of(&r), "wrong_role");
     assert!(!out2.exists());
-    w.run(&ana, &["operator", "add", "eve", "--role", "admin"]).expect_code(20).stderr_has("admin role");
+    w.run(&ana, &["operator", "add", "eve", "--role", "admin"])
+        .expect_code(20)
+        .stderr_has("admin role");
 
     // The audit shows the release with its purpose.
     let v = w.json(&admin, &["audit", "list"]);
-    let rel = v.as_array().unwrap().iter().find(|e| e["action"] == "key_release" && e["outcome"] == "granted").unwrap();
+    let rel = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "key_release" && e["outcome"] == "granted")
+        .unwrap();
     assert_eq!(rel["actor"], "ana");
     assert_eq!(rel["purpose"], "complaint 2291 review");
-    w.run(&admin, &["audit", "verify"]).expect_code(0).stdout_has("Audit log verified");
+    w.run(&admin, &["audit", "verify"])
+        .expect_code(0)
+        .stdout_has("Audit log verified");
 
     // Hold, erase, release.
-    w.run(&admin, &["recordings", "hold", &a, "--reason", "litigation"]).expect_code(0);
-    w.run(&admin, &["recordings", "erase", &a, "--reason", "deletion request"]).expect_code(13).stderr_has("recordings release");
+    w.run(
+        &admin,
+        &["recordings", "hold", &a, "--reason", "litigation"],
+    )
+    .expect_code(0);
+    w.run(
+        &admin,
+        &["recordings", "erase", &a, "--reason", "deletion request"],
+    )
+    .expect_code(13)
+    .stderr_has("recordings release");
     w.run(&admin, &["recordings", "release", &a]).expect_code(0);
-    w.run(&admin, &["recordings", "erase", &a, "--reason", "caller withdrew consent by letter"]).expect_code(0).stdout_has("Erased");
+    w.run(
+        &admin,
+        &[
+            "recordings",
+            "erase",
+            &a,
+            "--reason",
+            "caller withdrew consent by letter",
+        ],
+    )
+    .expect_code(0)
+    .stdout_has("Erased");
     let out3 = w.data.join("erased.wav");
-    let mut args = vec!["recordings", "export", &a, "--purpose", "x", "-o", out3.to_str().unwrap()];
+    let mut args = vec![
+        "recordings",
+        "export",
+        &a,
+        "--purpose",
+        "x",
+        "-o",
+        out3.to_str().unwrap(),
+    ];
     args.extend_from_slice(&key_arg);
     w.run(&ana, &args).expect_code(12).stderr_has("erased");
     assert!(!out3.exists());
     w.json(&admin, &["receipts", &a]);
 
     // Retention.
-    w.run(&admin, &["retention", "set", "--days", "90", "--line", "ivf"]).expect_code(0);
+    w.run(
+        &admin,
+        &["retention", "set", "--days", "90", "--line", "ivf"],
+    )
+    .expect_code(0);
     let v = w.json(&admin, &["retention", "show"]);
     assert_eq!(v["default_days"], 30);
     assert_eq!(v["lines"][0]["line"], "ivf");
     assert_eq!(v["lines"][0]["days"], 90);
-    w.run(&admin, &["retention", "set", "--days", "30"]).expect_code(0);
-    w.run(&admin, &["epochs"]).expect_code(0).stdout_has("EPOCH").stdout_has("active");
+    w.run(&admin, &["retention", "set", "--days", "30"])
+        .expect_code(0);
+    w.run(&admin, &["epochs"])
+        .expect_code(0)
+        .stdout_has("EPOCH")
+        .stdout_has("active");
 
     // Retention runs out on the test clock: 31 days, then the pending hour.
     let t = w.now;
@@ -239,7 +410,16 @@ fn operators_recordings_retention_audit_and_receipts() {
     w.set_clock(t + 31 * 86_400 + 7200);
     wait_for(&w, &admin, "shredded");
     let out4 = w.data.join("late.wav");
-    let mut args = vec!["--json", "recordings", "export", &b, "--purpose", "late review", "-o", out4.to_str().unwrap()];
+    let mut args = vec![
+        "--json",
+        "recordings",
+        "export",
+        &b,
+        "--purpose",
+        "late review",
+        "-o",
+        out4.to_str().unwrap(),
+    ];
     args.extend_from_slice(&key_arg);
     let r = w.run(&ana, &args);
     r.expect_code(11);
@@ -248,13 +428,27 @@ fn operators_recordings_retention_audit_and_receipts() {
     let human = w.run(&ana, &args[1..]);
     human.expect_code(11).stderr_has("callseal receipts");
     let v = w.json(&admin, &["receipts"]);
-    assert!(v.as_array().unwrap().iter().any(|r| r["subject"].as_str().unwrap().starts_with("epoch ") && r["reason"] == "retention"));
-    let epoch = v.as_array().unwrap().iter().find(|r| r["reason"] == "retention").unwrap()["subject"].as_str().unwrap()[6..].to_owned();
-    w.run(&admin, &["receipts", &epoch]).expect_code(0).stdout_has("Signature valid").stdout_has("yes");
+    assert!(v.as_array().unwrap().iter().any(|r| {
+        r["subject"].as_str().unwrap().starts_with("epoch ") && r["reason"] == "retention"
+    }));
+    let epoch = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "retention")
+        .unwrap()["subject"]
+        .as_str()
+        .unwrap()[6..]
+        .to_owned();
+    w.run(&admin, &["receipts", &epoch])
+        .expect_code(0)
+        .stdout_has("Signature valid")
+        .stdout_has("yes");
     w.run(&admin, &["audit", "verify"]).expect_code(0);
 
     // Disabled operators and expired tokens.
-    w.run(&admin, &["operator", "disable", "ana"]).expect_code(0);
+    w.run(&admin, &["operator", "disable", "ana"])
+        .expect_code(0);
     w.run(&ana, &["recordings", "list"]).expect_code(22);
     w.set_clock(t + 200 * 86_400);
     std::thread::sleep(Duration::from_millis(500));
@@ -284,6 +478,12 @@ fn a_foreign_ca_is_a_pin_mismatch_and_a_stopped_escrow_is_unreachable() {
     r.expect_code(31).stderr_has("pinned CA");
     let url = w.escrow.url.clone();
     drop(w.escrow);
-    let r = Run::from(callseal(&w.data).env("CALLSEAL_TOKEN", &w.admin).args(["--escrow", &url, "epochs"]).output().unwrap());
+    let r = Run::from(
+        callseal(&w.data)
+            .env("CALLSEAL_TOKEN", &w.admin)
+            .args(["--escrow", &url, "epochs"])
+            .output()
+            .unwrap(),
+    );
     r.expect_code(30).stderr_has("cannot be reached");
 }

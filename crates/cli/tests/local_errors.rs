@@ -14,7 +14,17 @@ fn help_lists_every_command() {
     let r = run(dir.path(), &["--help"]);
     r.expect_code(0);
     for cmd in [
-        "init", "serve", "gateway", "escrow", "operator", "recordings", "retention", "epochs", "audit", "receipts", "doctor",
+        "init",
+        "serve",
+        "gateway",
+        "escrow",
+        "operator",
+        "recordings",
+        "retention",
+        "epochs",
+        "audit",
+        "receipts",
+        "doctor",
     ] {
         r.stdout_has(&format!("  {cmd}"));
     }
@@ -30,21 +40,34 @@ fn help_lists_every_command() {
 #[test]
 fn unknown_subcommand_is_a_usage_error() {
     let dir = tempfile::tempdir().unwrap();
-    run(dir.path(), &["recordings", "shred"]).expect_code(2).stderr_has("unrecognized subcommand");
+    run(dir.path(), &["recordings", "shred"])
+        .expect_code(2)
+        .stderr_has("unrecognized subcommand");
 }
 
 #[test]
 fn keygen_writes_a_private_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("me.key");
-    let r = run(dir.path(), &["operator", "keygen", "-o", key.to_str().unwrap()]);
+    let r = run(
+        dir.path(),
+        &["operator", "keygen", "-o", key.to_str().unwrap()],
+    );
     r.expect_code(0).stdout_has("mode 0600");
     let public = r.stdout.lines().last().unwrap();
     assert_eq!(public.len(), 64, "{public}");
     assert!(public.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let before = fs::read(&key).unwrap();
-    run(dir.path(), &["operator", "keygen", "-o", key.to_str().unwrap()]).expect_code(40).stderr_has("never overwrites");
+    run(
+        dir.path(),
+        &["operator", "keygen", "-o", key.to_str().unwrap()],
+    )
+    .expect_code(40)
+    .stderr_has("never overwrites");
     assert_eq!(fs::read(&key).unwrap(), before);
 }
 
@@ -55,8 +78,20 @@ fn token_file_with_loose_mode_is_refused_with_the_chmod() {
     fs::write(&token, "secret-token-text\n").unwrap();
     fs::set_permissions(&token, fs::Permissions::from_mode(0o644)).unwrap();
     let url = format!("https://127.0.0.1:{}", closed_port());
-    let r = run(dir.path(), &["--escrow", &url, "--token-file", token.to_str().unwrap(), "recordings", "list"]);
-    r.expect_code(23).stderr_has(&format!("chmod 600 {}", token.display())).stderr_has("0644");
+    let r = run(
+        dir.path(),
+        &[
+            "--escrow",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+            "recordings",
+            "list",
+        ],
+    );
+    r.expect_code(23)
+        .stderr_has(&format!("chmod 600 {}", token.display()))
+        .stderr_has("0644");
     assert!(!r.stderr.contains("secret-token-text"));
 }
 
@@ -64,7 +99,9 @@ fn token_file_with_loose_mode_is_refused_with_the_chmod() {
 fn missing_token_says_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("https://127.0.0.1:{}", closed_port());
-    run(dir.path(), &["--escrow", &url, "recordings", "list"]).expect_code(22).stderr_has("CALLSEAL_TOKEN");
+    run(dir.path(), &["--escrow", &url, "recordings", "list"])
+        .expect_code(22)
+        .stderr_has("CALLSEAL_TOKEN");
 }
 
 #[test]
@@ -73,12 +110,25 @@ fn purpose_missing_or_too_long_is_refused_before_anything_happens() {
     let out = dir.path().join("x.wav");
     let id = "00112233445566778899aabbccddeeff";
     let o = out.to_str().unwrap();
-    run(dir.path(), &["recordings", "export", id, "-o", o]).expect_code(14).stderr_has("--purpose");
-    run(dir.path(), &["recordings", "export", id, "-o", o, "--purpose", "  "]).expect_code(14);
+    run(dir.path(), &["recordings", "export", id, "-o", o])
+        .expect_code(14)
+        .stderr_has("--purpose");
+    run(
+        dir.path(),
+        &["recordings", "export", id, "-o", o, "--purpose", "  "],
+    )
+    .expect_code(14);
     let long = "x".repeat(2000);
-    run(dir.path(), &["recordings", "export", id, "-o", o, "--purpose", &long]).expect_code(14).stderr_has("2000 characters");
+    run(
+        dir.path(),
+        &["recordings", "export", id, "-o", o, "--purpose", &long],
+    )
+    .expect_code(14)
+    .stderr_has("2000 characters");
     run(dir.path(), &["recordings", "play", id]).expect_code(14);
-    run(dir.path(), &["recordings", "erase", id]).expect_code(14).stderr_has("--reason");
+    run(dir.path(), &["recordings", "erase", id])
+        .expect_code(14)
+        .stderr_has("--reason");
     assert!(!out.exists());
 }
 
@@ -87,7 +137,18 @@ fn output_file_exists_is_refused_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.wav");
     fs::write(&out, b"keep me").unwrap();
-    let r = run(dir.path(), &["recordings", "export", "00112233445566778899aabbccddeeff", "--purpose", "review", "-o", out.to_str().unwrap()]);
+    let r = run(
+        dir.path(),
+        &[
+            "recordings",
+            "export",
+            "00112233445566778899aabbccddeeff",
+            "--purpose",
+            "review",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
     r.expect_code(40).stderr_has("never overwrites");
     assert_eq!(fs::read(&out).unwrap(), b"keep me");
 }
@@ -96,18 +157,35 @@ fn output_file_exists_is_refused_and_kept() {
 fn output_path_not_writable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("no-such-folder").join("x.wav");
-    run(dir.path(), &["recordings", "export", "00112233445566778899aabbccddeeff", "--purpose", "review", "-o", out.to_str().unwrap()])
-        .expect_code(41)
-        .stderr_has("does not exist");
+    run(
+        dir.path(),
+        &[
+            "recordings",
+            "export",
+            "00112233445566778899aabbccddeeff",
+            "--purpose",
+            "review",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    )
+    .expect_code(41)
+    .stderr_has("does not exist");
 }
 
 #[test]
 fn retention_with_ambiguous_units_or_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
-    run(dir.path(), &["retention", "set", "--days", "1m"]).expect_code(15).stderr_has("ambiguous");
+    run(dir.path(), &["retention", "set", "--days", "1m"])
+        .expect_code(15)
+        .stderr_has("ambiguous");
     run(dir.path(), &["retention", "set", "--days", "1y"]).expect_code(15);
-    run(dir.path(), &["retention", "set", "--days", "0"]).expect_code(15).stderr_has("out of range");
-    run(dir.path(), &["retention", "set", "--days", "99999"]).expect_code(15).stderr_has("1..=3650");
+    run(dir.path(), &["retention", "set", "--days", "0"])
+        .expect_code(15)
+        .stderr_has("out of range");
+    run(dir.path(), &["retention", "set", "--days", "99999"])
+        .expect_code(15)
+        .stderr_has("1..=3650");
 }
 
 #[test]
@@ -115,9 +193,15 @@ fn escrow_unreachable() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("https://127.0.0.1:{}", closed_port());
     let r = common::Run::from(
-        common::callseal(dir.path()).env("CALLSEAL_TOKEN", "t").args(["--escrow", &url, "epochs"]).output().unwrap(),
+        common::callseal(dir.path())
+            .env("CALLSEAL_TOKEN", "t")
+            .args(["--escrow", &url, "epochs"])
+            .output()
+            .unwrap(),
     );
-    r.expect_code(30).stderr_has("cannot be reached").stderr_has("callseal serve");
+    r.expect_code(30)
+        .stderr_has("cannot be reached")
+        .stderr_has("callseal serve");
 }
 
 #[test]
@@ -135,7 +219,9 @@ fn doctor_on_a_missing_data_folder_fails_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("nothing-here");
     let r = run(&data, &["doctor"]);
-    r.expect_code(3).stdout_has("FAIL").stdout_has("callseal --data");
+    r.expect_code(3)
+        .stdout_has("FAIL")
+        .stdout_has("callseal --data");
 }
 
 #[test]
@@ -150,6 +236,11 @@ fn doctor_flags_a_readable_secret() {
     let r = run(&data, &["--json", "doctor"]);
     assert!(r.code == 3, "{} {}", r.stdout, r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let finding = v.as_array().unwrap().iter().find(|f| f["check"] == "file modes" && f["severity"] == "fail").unwrap();
+    let finding = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["check"] == "file modes" && f["severity"] == "fail")
+        .unwrap();
     assert_eq!(finding["fix"], format!("chmod 600 {}", key.display()));
 }

@@ -26,35 +26,56 @@ pub fn role_name(r: Role) -> &'static str {
 pub fn check_operator_name(name: &str) -> Result<(), CliError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
     if ok {
         Ok(())
     } else {
         Err(CliError::Usage {
-            message: format!("\"{name}\" is not an operator name: use 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"),
+            message: format!(
+                "\"{name}\" is not an operator name: use 1-64 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+            ),
         })
     }
 }
 
-pub async fn operator_add(ctx: &Ctx, e: &impl Escrow, name: &str, role: Role, public_key: Option<&str>) -> Result<(), CliError> {
+pub async fn operator_add(
+    ctx: &Ctx,
+    e: &impl Escrow,
+    name: &str,
+    role: Role,
+    public_key: Option<&str>,
+) -> Result<(), CliError> {
     check_operator_name(name)?;
     if let Some(pk) = public_key
         && pk.parse::<callseal_recording::keys::PublicKey>().is_err()
     {
         return Err(CliError::Usage {
-            message: "--public-key must be the 64 hex digits printed by `callseal operator keygen`".into(),
+            message: "--public-key must be the 64 hex digits printed by `callseal operator keygen`"
+                .into(),
         });
     }
     let en = e.add_operator(name, role, public_key).await?;
     if ctx.global.json {
-        return print_json(&serde_json::json!({ "operator": en.operator, "token": en.token.expose() }));
+        return print_json(
+            &serde_json::json!({ "operator": en.operator, "token": en.token.expose() }),
+        );
     }
     println!("Enrolled {} as {}.", en.operator.name, role_name(role));
-    println!("Token (shown once; hand it over privately, the operator keeps it in a 0600 file or CALLSEAL_TOKEN):");
+    println!(
+        "Token (shown once; hand it over privately, the operator keeps it in a 0600 file or CALLSEAL_TOKEN):"
+    );
     println!("{}", en.token.expose());
     if en.operator.status == "pending_agreement" {
-        println!("The account becomes active once {} runs `callseal operator acknowledge`.", en.operator.name);
+        println!(
+            "The account becomes active once {} runs `callseal operator acknowledge`.",
+            en.operator.name
+        );
     }
     Ok(())
 }
@@ -112,7 +133,9 @@ pub async fn operator_acknowledge(ctx: &Ctx, e: &impl Escrow, yes: bool) -> Resu
         stdin
             .lock()
             .read_line(&mut answer)
-            .map_err(|err| CliError::Usage { message: format!("could not read the answer: {err}") })?;
+            .map_err(|err| CliError::Usage {
+                message: format!("could not read the answer: {err}"),
+            })?;
         if answer.trim() != "yes" {
             return Err(CliError::AgreementPending);
         }
@@ -139,7 +162,12 @@ pub async fn retention_show(ctx: &Ctx, e: &impl Escrow) -> Result<(), CliError> 
     Ok(())
 }
 
-pub async fn retention_set(ctx: &Ctx, e: &impl Escrow, days: u32, line: Option<&str>) -> Result<(), CliError> {
+pub async fn retention_set(
+    ctx: &Ctx,
+    e: &impl Escrow,
+    days: u32,
+    line: Option<&str>,
+) -> Result<(), CliError> {
     let r = e.set_retention(days, line).await?;
     if ctx.global.json {
         return print_json(&r);
@@ -157,7 +185,14 @@ pub async fn epochs(ctx: &Ctx, e: &impl Escrow) -> Result<(), CliError> {
     if ctx.global.json {
         return print_json(&eps);
     }
-    let mut t = Table::new(&["EPOCH", "LAST DAY", "STATE", "SHRED AT", "SHREDDED AT", "RECORDINGS"]);
+    let mut t = Table::new(&[
+        "EPOCH",
+        "LAST DAY",
+        "STATE",
+        "SHRED AT",
+        "SHREDDED AT",
+        "RECORDINGS",
+    ]);
     for ep in &eps {
         t.row(vec![
             ep.id.to_string(),
@@ -177,7 +212,15 @@ pub async fn audit_list(ctx: &Ctx, e: &impl Escrow, since_ms: Option<i64>) -> Re
     if ctx.global.json {
         return print_json(&entries);
     }
-    let mut t = Table::new(&["SEQ", "TIME (UTC)", "ACTOR", "ACTION", "TARGET", "OUTCOME", "PURPOSE"]);
+    let mut t = Table::new(&[
+        "SEQ",
+        "TIME (UTC)",
+        "ACTOR",
+        "ACTION",
+        "TARGET",
+        "OUTCOME",
+        "PURPOSE",
+    ]);
     for a in &entries {
         t.row(vec![
             a.seq.to_string(),
@@ -198,7 +241,10 @@ pub async fn audit_verify(ctx: &Ctx, e: &impl Escrow) -> Result<(), CliError> {
     if ctx.global.json {
         print_json(&v)?;
     } else if v.ok {
-        println!("Audit log verified: {} entries, hash chain and signatures intact.", v.entries);
+        println!(
+            "Audit log verified: {} entries, hash chain and signatures intact.",
+            v.entries
+        );
         if let Some(h) = &v.head {
             println!("Head: {h}");
         }
@@ -208,7 +254,9 @@ pub async fn audit_verify(ctx: &Ctx, e: &impl Escrow) -> Result<(), CliError> {
     } else {
         Err(CliError::EscrowRefused {
             code: "audit_broken".into(),
-            message: v.problem.unwrap_or_else(|| "the audit chain does not verify".into()),
+            message: v
+                .problem
+                .unwrap_or_else(|| "the audit chain does not verify".into()),
         })
     }
 }
@@ -219,7 +267,10 @@ pub async fn receipts(ctx: &Ctx, e: &impl Escrow, id: Option<&str>) -> Result<()
         return print_json(&rs);
     }
     if rs.is_empty() {
-        println!("No destruction receipts{}.", id.map(|i| format!(" for {i}")).unwrap_or_default());
+        println!(
+            "No destruction receipts{}.",
+            id.map(|i| format!(" for {i}")).unwrap_or_default()
+        );
         return Ok(());
     }
     if id.is_some() {
@@ -235,7 +286,10 @@ pub async fn receipts(ctx: &Ctx, e: &impl Escrow, id: Option<&str>) -> Result<()
             }
             pairs.push(("Signature", r.signature.clone()));
             if let Some(v) = r.signature_valid {
-                pairs.push(("Signature valid", if v { "yes".into() } else { "NO".into() }));
+                pairs.push((
+                    "Signature valid",
+                    if v { "yes".into() } else { "NO".into() },
+                ));
             }
             println!("{}", fields(&pairs));
         }
@@ -243,7 +297,12 @@ pub async fn receipts(ctx: &Ctx, e: &impl Escrow, id: Option<&str>) -> Result<()
     }
     let mut t = Table::new(&["RECEIPT", "DESTROYED", "REASON", "AT (UTC)"]);
     for r in &rs {
-        t.row(vec![r.id.clone(), r.subject.clone(), r.reason.clone(), format_utc(r.destroyed_at_ms.div_euclid(1000))]);
+        t.row(vec![
+            r.id.clone(),
+            r.subject.clone(),
+            r.reason.clone(),
+            format_utc(r.destroyed_at_ms.div_euclid(1000)),
+        ]);
     }
     print!("{}", t.render());
     Ok(())

@@ -130,18 +130,28 @@ pub trait Escrow {
     async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<RecordingView>, CliError>;
     async fn recording(&self, id: &str) -> Result<RecordingView, CliError>;
     /// The recording's data key re-wrapped to `operator_public` (the escrow audits first).
-    async fn release_key(&self, id: &str, purpose: &str, operator_public: &callseal_recording::keys::PublicKey)
-    -> Result<callseal_recording::keys::WrappedKey, CliError>;
+    async fn release_key(
+        &self,
+        id: &str,
+        purpose: &str,
+        operator_public: &callseal_recording::keys::PublicKey,
+    ) -> Result<callseal_recording::keys::WrappedKey, CliError>;
     async fn erase(&self, id: &str, reason: &str) -> Result<(), CliError>;
     async fn hold(&self, id: &str, reason: &str) -> Result<(), CliError>;
     async fn release_hold(&self, id: &str) -> Result<(), CliError>;
     async fn operators(&self) -> Result<Vec<OperatorView>, CliError>;
-    async fn add_operator(&self, name: &str, role: Role, public_key: Option<&str>) -> Result<Enrolment, CliError>;
+    async fn add_operator(
+        &self,
+        name: &str,
+        role: Role,
+        public_key: Option<&str>,
+    ) -> Result<Enrolment, CliError>;
     async fn disable_operator(&self, name: &str) -> Result<(), CliError>;
     async fn agreement(&self) -> Result<AgreementView, CliError>;
     async fn acknowledge(&self, sha256: &str) -> Result<(), CliError>;
     async fn retention(&self) -> Result<RetentionView, CliError>;
-    async fn set_retention(&self, days: u32, line: Option<&str>) -> Result<RetentionView, CliError>;
+    async fn set_retention(&self, days: u32, line: Option<&str>)
+    -> Result<RetentionView, CliError>;
     async fn epochs(&self) -> Result<Vec<EpochView>, CliError>;
     async fn audit(&self, since_ms: Option<i64>) -> Result<Vec<AuditEntryView>, CliError>;
     async fn verify_audit(&self) -> Result<AuditVerifyView, CliError>;

@@ -31,13 +31,28 @@ pub struct Finding {
 
 impl Finding {
     pub fn ok(check: &'static str, detail: impl Into<String>) -> Self {
-        Finding { check, severity: Severity::Ok, detail: detail.into(), fix: None }
+        Finding {
+            check,
+            severity: Severity::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
     }
     pub fn warn(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Finding { check, severity: Severity::Warn, detail: detail.into(), fix: Some(fix.into()) }
+        Finding {
+            check,
+            severity: Severity::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
     }
     pub fn fail(check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Finding { check, severity: Severity::Fail, detail: detail.into(), fix: Some(fix.into()) }
+        Finding {
+            check,
+            severity: Severity::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
     }
 }
 
@@ -53,7 +68,11 @@ pub fn conclude(findings: &[Finding], json: bool) -> Result<(), CliError> {
                 Severity::Warn => "WARN",
                 Severity::Fail => "FAIL",
             };
-            t.row(vec![f.check.to_owned(), result.to_owned(), f.detail.clone()]);
+            t.row(vec![
+                f.check.to_owned(),
+                result.to_owned(),
+                f.detail.clone(),
+            ]);
         }
         print!("{}", t.render());
         let fixes: Vec<&Finding> = findings.iter().filter(|f| f.fix.is_some()).collect();
@@ -66,8 +85,14 @@ pub fn conclude(findings: &[Finding], json: bool) -> Result<(), CliError> {
             }
         }
     }
-    let failures = findings.iter().filter(|f| f.severity == Severity::Fail).count();
-    let warnings = findings.iter().filter(|f| f.severity == Severity::Warn).count();
+    let failures = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Fail)
+        .count();
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warn)
+        .count();
     if failures + warnings > 0 {
         return Err(CliError::DoctorFindings { failures, warnings });
     }
@@ -91,18 +116,26 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
     let mut stack = vec![data.to_owned()];
     let mut visited = 0usize;
     while let Some(dir) = stack.pop() {
-        let Ok(meta) = fs::symlink_metadata(&dir) else { continue };
+        let Ok(meta) = fs::symlink_metadata(&dir) else {
+            continue;
+        };
         if meta.permissions().mode() & 0o077 != 0 {
             loose_dirs.push(dir.clone());
         }
         let Ok(entries) = fs::read_dir(&dir) else {
-            out.push(Finding::fail(CHECK, format!("cannot read {}", dir.display()), "run doctor as the user that runs callseal"));
+            out.push(Finding::fail(
+                CHECK,
+                format!("cannot read {}", dir.display()),
+                "run doctor as the user that runs callseal",
+            ));
             continue;
         };
         for e in entries.flatten() {
             visited += 1;
             let p = e.path();
-            let Ok(m) = fs::symlink_metadata(&p) else { continue };
+            let Ok(m) = fs::symlink_metadata(&p) else {
+                continue;
+            };
             if m.is_dir() {
                 stack.push(p);
             } else if m.is_file() && m.permissions().mode() & 0o077 != 0 {
@@ -116,10 +149,18 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
         }
     }
     for d in &loose_dirs {
-        out.push(Finding::fail(CHECK, format!("{} is accessible to other users", d.display()), format!("chmod 700 {}", d.display())));
+        out.push(Finding::fail(
+            CHECK,
+            format!("{} is accessible to other users", d.display()),
+            format!("chmod 700 {}", d.display()),
+        ));
     }
     for f in &loose_files {
-        out.push(Finding::fail(CHECK, format!("{} is accessible to other users", f.display()), format!("chmod 600 {}", f.display())));
+        out.push(Finding::fail(
+            CHECK,
+            format!("{} is accessible to other users", f.display()),
+            format!("chmod 600 {}", f.display()),
+        ));
     }
     if readable_recordings > 0 {
         out.push(Finding::warn(
@@ -129,14 +170,18 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
         ));
     }
     if loose_dirs.is_empty() && loose_files.is_empty() && readable_recordings == 0 {
-        out.push(Finding::ok(CHECK, format!("{visited} entries under {} are private", data.display())));
+        out.push(Finding::ok(
+            CHECK,
+            format!("{visited} entries under {} are private", data.display()),
+        ));
     }
 }
 
 /// Core dumps: this process disabled them; the environment may not have.
 pub fn check_core_dumps(enabled_in_environment: bool, out: &mut Vec<Finding>) {
     const CHECK: &str = "core dumps";
-    let hardened = rustix::process::dumpable_behavior().is_ok_and(|b| b == rustix::process::DumpableBehavior::NotDumpable)
+    let hardened = rustix::process::dumpable_behavior()
+        .is_ok_and(|b| b == rustix::process::DumpableBehavior::NotDumpable)
         && rustix::process::getrlimit(rustix::process::Resource::Core).current == Some(0);
     if !hardened {
         out.push(Finding::fail(
@@ -159,13 +204,19 @@ pub fn check_core_dumps(enabled_in_environment: bool, out: &mut Vec<Finding>) {
 pub fn check_clock(out: &mut Vec<Finding>) {
     const CHECK: &str = "clock";
     let fix = "enable NTP: `timedatectl set-ntp true` or install chrony; shredding waits while the clock is untrusted";
-    if let Ok(o) = Command::new("timedatectl").args(["show", "--property=NTPSynchronized", "--value"]).output()
+    if let Ok(o) = Command::new("timedatectl")
+        .args(["show", "--property=NTPSynchronized", "--value"])
+        .output()
         && o.status.success()
     {
         match String::from_utf8_lossy(&o.stdout).trim() {
             "yes" => out.push(Finding::ok(CHECK, "synchronised (timedatectl)")),
             "no" => out.push(Finding::fail(CHECK, "not synchronised (timedatectl)", fix)),
-            other => out.push(Finding::warn(CHECK, format!("timedatectl answered \"{other}\""), fix)),
+            other => out.push(Finding::warn(
+                CHECK,
+                format!("timedatectl answered \"{other}\""),
+                fix,
+            )),
         }
         return;
     }
@@ -173,14 +224,21 @@ pub fn check_clock(out: &mut Vec<Finding>) {
         && o.status.success()
     {
         let text = String::from_utf8_lossy(&o.stdout);
-        if text.lines().any(|l| l.starts_with("Leap status") && l.contains("Normal")) {
+        if text
+            .lines()
+            .any(|l| l.starts_with("Leap status") && l.contains("Normal"))
+        {
             out.push(Finding::ok(CHECK, "synchronised (chronyc)"));
         } else {
             out.push(Finding::fail(CHECK, "not synchronised (chronyc)", fix));
         }
         return;
     }
-    out.push(Finding::warn(CHECK, "cannot tell: neither timedatectl nor chronyc answered", fix));
+    out.push(Finding::warn(
+        CHECK,
+        "cannot tell: neither timedatectl nor chronyc answered",
+        fix,
+    ));
 }
 
 /// Sealed key deposits waiting in the gateway's outbox for the escrow.

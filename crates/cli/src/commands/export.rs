@@ -42,12 +42,23 @@ impl Target {
     }
 }
 
-pub async fn run(ctx: &Ctx, id: &str, purpose: &str, leg: Leg, target: Target) -> Result<(), CliError> {
+pub async fn run(
+    ctx: &Ctx,
+    id: &str,
+    purpose: &str,
+    leg: Leg,
+    target: Target,
+) -> Result<(), CliError> {
     let secret = keygen::load(ctx)?;
     let sealed = sealed_path(&ctx.global.data, id);
-    let file = File::open(&sealed).map_err(|_| CliError::RecordingFileMissing { id: id.to_owned(), path: sealed.clone() })?;
+    let file = File::open(&sealed).map_err(|_| CliError::RecordingFileMissing {
+        id: id.to_owned(),
+        path: sealed.clone(),
+    })?;
     let escrow = remote::connect(ctx).await?;
-    let wrapped = escrow.release_key(id, purpose, &secret.public_key()).await?;
+    let wrapped = escrow
+        .release_key(id, purpose, &secret.public_key())
+        .await?;
     if wrapped.recording_id().to_string() != id {
         return Err(CliError::Component {
             component: "key release",
@@ -66,9 +77,14 @@ pub async fn run(ctx: &Ctx, id: &str, purpose: &str, leg: Leg, target: Target) -
     });
     let json = ctx.global.json;
     let id_owned = id.to_owned();
-    let result = tokio::task::spawn_blocking(move || write_target(target, file, total, &key, &wrapped, leg, &id_owned, json))
-        .await
-        .map_err(|e| CliError::Component { component: "export", reason: e.to_string() });
+    let result = tokio::task::spawn_blocking(move || {
+        write_target(target, file, total, &key, &wrapped, leg, &id_owned, json)
+    })
+    .await
+    .map_err(|e| CliError::Component {
+        component: "export",
+        reason: e.to_string(),
+    });
     guard.abort();
     let outcome = result??;
     if json {
@@ -88,8 +104,14 @@ pub async fn run(ctx: &Ctx, id: &str, purpose: &str, leg: Leg, target: Target) -
     Ok(())
 }
 
-fn unwrap_for(wrapped: &callseal_recording::keys::WrappedKey, secret: &SecretKey, ctx: &Ctx) -> Result<DataKey, CliError> {
-    unwrap(wrapped, secret).map_err(|_| CliError::OperatorKeyMismatch { path: ctx.key_file() })
+fn unwrap_for(
+    wrapped: &callseal_recording::keys::WrappedKey,
+    secret: &SecretKey,
+    ctx: &Ctx,
+) -> Result<DataKey, CliError> {
+    unwrap(wrapped, secret).map_err(|_| CliError::OperatorKeyMismatch {
+        path: ctx.key_file(),
+    })
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -112,13 +134,21 @@ fn write_target(
     json: bool,
 ) -> Result<Outcome, CliError> {
     let bar = progress(total, json);
-    let reader = Progress { inner: file, bar: bar.clone() };
+    let reader = Progress {
+        inner: file,
+        bar: bar.clone(),
+    };
     match target {
         Target::File(mut out) => {
             let stats = decode(reader, key, wrapped, leg, out.file()?, id)?;
             bar.finish_and_clear();
             let path = out.commit()?;
-            Ok(Outcome { path: Some(path.display().to_string()), seconds: stats.seconds, segments: stats.segments, leg: leg_name(leg) })
+            Ok(Outcome {
+                path: Some(path.display().to_string()),
+                seconds: stats.seconds,
+                segments: stats.segments,
+                leg: leg_name(leg),
+            })
         }
         Target::Player(cmd) => {
             // hound needs a seekable sink: build the WAV in memory (wiped afterwards), never on disk.
@@ -127,7 +157,12 @@ fn write_target(
             bar.finish_and_clear();
             let bytes = buf.into_inner();
             play(&cmd, &bytes)?;
-            Ok(Outcome { path: None, seconds: stats.seconds, segments: stats.segments, leg: leg_name(leg) })
+            Ok(Outcome {
+                path: None,
+                seconds: stats.seconds,
+                segments: stats.segments,
+                leg: leg_name(leg),
+            })
         }
     }
 }
@@ -135,13 +170,17 @@ fn write_target(
 fn play(cmd: &str, wav: &[u8]) -> Result<(), CliError> {
     if cmd == "-" {
         let mut out = std::io::stdout().lock();
-        return out
-            .write_all(wav)
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::OutputNotWritable { path: "stdout".into(), reason: e.to_string() });
+        return out.write_all(wav).and_then(|()| out.flush()).map_err(|e| {
+            CliError::OutputNotWritable {
+                path: "stdout".into(),
+                reason: e.to_string(),
+            }
+        });
     }
     let mut parts = cmd.split_whitespace();
-    let program = parts.next().ok_or_else(|| CliError::Usage { message: "--player is empty".into() })?;
+    let program = parts.next().ok_or_else(|| CliError::Usage {
+        message: "--player is empty".into(),
+    })?;
     let mut child = Command::new(program).args(parts).stdin(Stdio::piped()).spawn().map_err(|e| CliError::Usage {
         message: format!("cannot start the player \"{program}\" ({e}); pass --player \"CMD\" or --player - to write WAV to stdout"),
     })?;
@@ -158,7 +197,9 @@ fn progress(total: u64, json: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} decrypting [{bar:30}] {bytes}/{total_bytes} {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} decrypting [{bar:30}] {bytes}/{total_bytes} {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -190,7 +231,8 @@ impl Write for WipeCursor<'_> {
             // Grow in place when possible; a reallocation would leave an unwiped copy behind,
             // so reserve generously up front.
             if v.capacity() < end {
-                let mut bigger = Zeroizing::new(Vec::with_capacity(end.max(v.capacity() * 2).max(1 << 20)));
+                let mut bigger =
+                    Zeroizing::new(Vec::with_capacity(end.max(v.capacity() * 2).max(1 << 20)));
                 bigger.extend_from_slice(v);
                 std::mem::swap(v, &mut bigger);
             }
@@ -234,24 +276,47 @@ fn decode(
         verified_segments: segments,
         verified_seconds: seconds,
     };
-    let reader = Reader::new_expecting(sealed, key, wrapped.recording_id(), wrapped.epoch()).map_err(|e| match e {
-        ReadError::Truncated { verified_segments, .. } => {
-            CliError::RecordingTruncated { id: id.to_owned(), verified_segments, verified_seconds: 0.0 }
-        }
-        other => damaged(other.to_string(), 0, 0.0),
-    })?;
+    let reader = Reader::new_expecting(sealed, key, wrapped.recording_id(), wrapped.epoch())
+        .map_err(|e| match e {
+            ReadError::Truncated {
+                verified_segments, ..
+            } => CliError::RecordingTruncated {
+                id: id.to_owned(),
+                verified_segments,
+                verified_seconds: 0.0,
+            },
+            other => damaged(other.to_string(), 0, 0.0),
+        })?;
     let channels = match leg {
         Leg::Caller => Channels::Caller,
         Leg::Consultant => Channels::Consultant,
         Leg::Both => Channels::Stereo,
     };
     match export_wav(reader, out, channels, |_| {}) {
-        Ok(report) => Ok(Stats { seconds: report.seconds, segments: report.segments }),
-        Err(ExportError::Incomplete { report, cause: ReadError::Truncated { verified_segments, .. } }) => {
-            Err(CliError::RecordingTruncated { id: id.to_owned(), verified_segments, verified_seconds: report.seconds })
+        Ok(report) => Ok(Stats {
+            seconds: report.seconds,
+            segments: report.segments,
+        }),
+        Err(ExportError::Incomplete {
+            report,
+            cause: ReadError::Truncated {
+                verified_segments, ..
+            },
+        }) => Err(CliError::RecordingTruncated {
+            id: id.to_owned(),
+            verified_segments,
+            verified_seconds: report.seconds,
+        }),
+        Err(ExportError::Incomplete { report, cause }) => {
+            Err(damaged(cause.to_string(), report.segments, report.seconds))
         }
-        Err(ExportError::Incomplete { report, cause }) => Err(damaged(cause.to_string(), report.segments, report.seconds)),
-        Err(ExportError::Wav { reason }) => Err(CliError::OutputNotWritable { path: "the WAV output".into(), reason }),
-        Err(e) => Err(CliError::Component { component: "export", reason: e.to_string() }),
+        Err(ExportError::Wav { reason }) => Err(CliError::OutputNotWritable {
+            path: "the WAV output".into(),
+            reason,
+        }),
+        Err(e) => Err(CliError::Component {
+            component: "export",
+            reason: e.to_string(),
+        }),
     }
 }

@@ -12,14 +12,25 @@ use crate::secrets;
 
 pub(crate) fn run(ctx: &Ctx, output: Option<PathBuf>) -> Result<(), CliError> {
     let path = output.unwrap_or_else(|| ctx.key_file());
-    let secret = SecretKey::generate().map_err(|e| CliError::Component { component: "key generation", reason: e.to_string() })?;
+    let secret = SecretKey::generate().map_err(|e| CliError::Component {
+        component: "key generation",
+        reason: e.to_string(),
+    })?;
     let public = secret.public_key();
-    secrets::write_private_new(&path, secrets::encode_operator_key(&secret.expose_bytes()).as_bytes())?;
+    secrets::write_private_new(
+        &path,
+        secrets::encode_operator_key(&secret.expose_bytes()).as_bytes(),
+    )?;
     if ctx.global.json {
         print_json(&serde_json::json!({ "key_file": path, "public_key": public.to_string() }))
     } else {
-        println!("Wrote your operator key to {} (mode 0600). Keep it private; never copy it to a shared folder.", path.display());
-        println!("Public key (give it to an admin for `callseal operator add NAME --role ROLE --public-key ...`):");
+        println!(
+            "Wrote your operator key to {} (mode 0600). Keep it private; never copy it to a shared folder.",
+            path.display()
+        );
+        println!(
+            "Public key (give it to an admin for `callseal operator add NAME --role ROLE --public-key ...`):"
+        );
         println!("{public}");
         Ok(())
     }

@@ -26,21 +26,33 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     pub fn token_file(&self) -> PathBuf {
-        self.global.token_file.clone().unwrap_or_else(|| secrets::default_token_file(&self.global.data))
+        self.global
+            .token_file
+            .clone()
+            .unwrap_or_else(|| secrets::default_token_file(&self.global.data))
     }
 
     pub fn key_file(&self) -> PathBuf {
-        self.global.key_file.clone().unwrap_or_else(|| secrets::default_key_file(&self.global.data))
+        self.global
+            .key_file
+            .clone()
+            .unwrap_or_else(|| secrets::default_key_file(&self.global.data))
     }
 }
 
 pub(crate) fn run(cli: Cli, core_dumps_before: bool) -> Result<(), CliError> {
-    let ctx = Ctx { global: cli.global, core_dumps_before };
+    let ctx = Ctx {
+        global: cli.global,
+        core_dumps_before,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::Component { component: "async runtime", reason: e.to_string() })?;
+        .map_err(|e| CliError::Component {
+            component: "async runtime",
+            reason: e.to_string(),
+        })?;
     rt.block_on(dispatch(&ctx, cli.command))
 }
 
@@ -63,7 +75,11 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Operator(cmd) => {
             let e = remote::connect(ctx).await?;
             match cmd {
-                OperatorCmd::Add { name, role, public_key } => admin::operator_add(ctx, &e, &name, role, public_key.as_deref()).await,
+                OperatorCmd::Add {
+                    name,
+                    role,
+                    public_key,
+                } => admin::operator_add(ctx, &e, &name, role, public_key.as_deref()).await,
                 OperatorCmd::List => admin::operator_list(ctx, &e).await,
                 OperatorCmd::Disable { name } => admin::operator_disable(ctx, &e, &name).await,
                 OperatorCmd::Acknowledge { yes } => admin::operator_acknowledge(ctx, &e, yes).await,
@@ -71,7 +87,9 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
             }
         }
         Command::Recordings(cmd) => recordings_cmd(ctx, cmd).await,
-        Command::Retention(RetentionCmd::Show) => admin::retention_show(ctx, &remote::connect(ctx).await?).await,
+        Command::Retention(RetentionCmd::Show) => {
+            admin::retention_show(ctx, &remote::connect(ctx).await?).await
+        }
         Command::Retention(RetentionCmd::Set { days, line }) => {
             let days = retention::parse_days(&days)?;
             let days = u32::try_from(days).map_err(|_| CliError::RetentionOutOfRange {
@@ -83,11 +101,19 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         }
         Command::Epochs => admin::epochs(ctx, &remote::connect(ctx).await?).await,
         Command::Audit(AuditCmd::List { since }) => {
-            let since_ms = since.as_deref().map(|s| timefmt::parse_utc("--since", s)).transpose()?.map(|s| s * 1000);
+            let since_ms = since
+                .as_deref()
+                .map(|s| timefmt::parse_utc("--since", s))
+                .transpose()?
+                .map(|s| s * 1000);
             admin::audit_list(ctx, &remote::connect(ctx).await?, since_ms).await
         }
-        Command::Audit(AuditCmd::Verify) => admin::audit_verify(ctx, &remote::connect(ctx).await?).await,
-        Command::Receipts { id } => admin::receipts(ctx, &remote::connect(ctx).await?, id.as_deref()).await,
+        Command::Audit(AuditCmd::Verify) => {
+            admin::audit_verify(ctx, &remote::connect(ctx).await?).await
+        }
+        Command::Receipts { id } => {
+            admin::receipts(ctx, &remote::connect(ctx).await?, id.as_deref()).await
+        }
     }
 }
 
@@ -101,13 +127,23 @@ async fn recordings_cmd(ctx: &Ctx, cmd: RecordingsCmd) -> Result<(), CliError> {
             let id = recordings::check_id(&id)?;
             recordings::show(ctx, &remote::connect(ctx).await?, &id).await
         }
-        RecordingsCmd::Export { id, purpose, output, leg } => {
+        RecordingsCmd::Export {
+            id,
+            purpose,
+            output,
+            leg,
+        } => {
             let purpose = recordings::check_purpose(purpose.as_deref(), CliError::PurposeMissing)?;
             let id = recordings::check_id(&id)?;
             let target = export::Target::file(&output)?;
             export::run(ctx, &id, &purpose, leg, target).await
         }
-        RecordingsCmd::Play { id, purpose, leg, player } => {
+        RecordingsCmd::Play {
+            id,
+            purpose,
+            leg,
+            player,
+        } => {
             let purpose = recordings::check_purpose(purpose.as_deref(), CliError::PurposeMissing)?;
             let id = recordings::check_id(&id)?;
             export::run(ctx, &id, &purpose, leg, export::Target::player(&player)).await
@@ -117,7 +153,14 @@ async fn recordings_cmd(ctx: &Ctx, cmd: RecordingsCmd) -> Result<(), CliError> {
             let id = recordings::check_id(&id)?;
             let e = remote::connect(ctx).await?;
             api::Escrow::erase(&e, &id, &reason).await?;
-            done(ctx, "erased", &id, &format!("Erased {id}: its key is shredded; the recording can never be opened again."))
+            done(
+                ctx,
+                "erased",
+                &id,
+                &format!(
+                    "Erased {id}: its key is shredded; the recording can never be opened again."
+                ),
+            )
         }
         RecordingsCmd::Hold { id, reason } => {
             let reason = reason.map_or_else(|| "legal hold".to_owned(), |r| r.trim().to_owned());
@@ -125,13 +168,25 @@ async fn recordings_cmd(ctx: &Ctx, cmd: RecordingsCmd) -> Result<(), CliError> {
             let id = recordings::check_id(&id)?;
             let e = remote::connect(ctx).await?;
             api::Escrow::hold(&e, &id, &reason).await?;
-            done(ctx, "held", &id, &format!("{id} is under legal hold: it survives its retention until released."))
+            done(
+                ctx,
+                "held",
+                &id,
+                &format!("{id} is under legal hold: it survives its retention until released."),
+            )
         }
         RecordingsCmd::Release { id } => {
             let id = recordings::check_id(&id)?;
             let e = remote::connect(ctx).await?;
             api::Escrow::release_hold(&e, &id).await?;
-            done(ctx, "released", &id, &format!("Released the hold on {id}; if its retention has ended, it is shredded now."))
+            done(
+                ctx,
+                "released",
+                &id,
+                &format!(
+                    "Released the hold on {id}; if its retention has ended, it is shredded now."
+                ),
+            )
         }
     }
 }

@@ -20,7 +20,10 @@ pub fn check_purpose(p: Option<&str>, missing: CliError) -> Result<String, CliEr
     }
     let len = p.chars().count();
     if len > MAX_PURPOSE_CHARS || p.chars().any(char::is_control) {
-        return Err(CliError::PurposeTooLong { len, max: MAX_PURPOSE_CHARS });
+        return Err(CliError::PurposeTooLong {
+            len,
+            max: MAX_PURPOSE_CHARS,
+        });
     }
     Ok(p.to_owned())
 }
@@ -31,15 +34,27 @@ pub fn check_id(id: &str) -> Result<String, CliError> {
     if lower.len() == 32 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(lower)
     } else {
-        Err(CliError::UnknownRecording { id: id.chars().take(64).collect() })
+        Err(CliError::UnknownRecording {
+            id: id.chars().take(64).collect(),
+        })
     }
 }
 
 pub fn filter(f: &ListFilter) -> Result<RecordingFilter, CliError> {
     Ok(RecordingFilter {
         caller_code: f.caller_code.clone(),
-        since_ms: f.since.as_deref().map(|s| parse_utc("--since", s)).transpose()?.map(|s| s * 1000),
-        until_ms: f.until.as_deref().map(|s| parse_utc("--until", s)).transpose()?.map(|s| s * 1000),
+        since_ms: f
+            .since
+            .as_deref()
+            .map(|s| parse_utc("--since", s))
+            .transpose()?
+            .map(|s| s * 1000),
+        until_ms: f
+            .until
+            .as_deref()
+            .map(|s| parse_utc("--until", s))
+            .transpose()?
+            .map(|s| s * 1000),
         line: f.line.clone(),
         status: f.status,
     })
@@ -54,7 +69,15 @@ pub async fn list(ctx: &Ctx, escrow: &impl Escrow, f: &RecordingFilter) -> Resul
         println!("No recordings match.");
         return Ok(());
     }
-    let mut t = Table::new(&["ID", "STARTED (UTC)", "DURATION", "CALLER", "LINE", "STATUS", "SHRED ON"]);
+    let mut t = Table::new(&[
+        "ID",
+        "STARTED (UTC)",
+        "DURATION",
+        "CALLER",
+        "LINE",
+        "STATUS",
+        "SHRED ON",
+    ]);
     for r in &rows {
         t.row(vec![
             r.id.clone(),
@@ -82,9 +105,19 @@ pub async fn show(ctx: &Ctx, escrow: &impl Escrow, id: &str) -> Result<(), CliEr
         ("Line", r.line.clone().unwrap_or_else(|| "-".into())),
         ("Started", format_utc(r.started_at_ms.div_euclid(1000))),
         ("Duration", duration(&r)),
-        ("Epoch", format!("{} (retention ends {})", r.epoch, format_day(i64::from(r.epoch)))),
+        (
+            "Epoch",
+            format!(
+                "{} (retention ends {})",
+                r.epoch,
+                format_day(i64::from(r.epoch))
+            ),
+        ),
         ("Shred on", shred_text(&r)),
-        ("Legal hold", if r.held { "yes".into() } else { "no".into() }),
+        (
+            "Legal hold",
+            if r.held { "yes".into() } else { "no".into() },
+        ),
     ];
     if let Some(at) = r.destroyed_at_ms {
         pairs.push(("Destroyed", format_utc(at.div_euclid(1000))));
@@ -163,19 +196,45 @@ mod tests {
 
     #[test]
     fn purpose_rules() {
-        assert_eq!(check_purpose(Some("  review "), CliError::PurposeMissing).unwrap(), "review");
-        assert!(matches!(check_purpose(None, CliError::PurposeMissing), Err(CliError::PurposeMissing)));
-        assert!(matches!(check_purpose(Some(" "), CliError::ReasonMissing), Err(CliError::ReasonMissing)));
+        assert_eq!(
+            check_purpose(Some("  review "), CliError::PurposeMissing).unwrap(),
+            "review"
+        );
+        assert!(matches!(
+            check_purpose(None, CliError::PurposeMissing),
+            Err(CliError::PurposeMissing)
+        ));
+        assert!(matches!(
+            check_purpose(Some(" "), CliError::ReasonMissing),
+            Err(CliError::ReasonMissing)
+        ));
         let long = "é".repeat(MAX_PURPOSE_CHARS + 1);
-        assert!(matches!(check_purpose(Some(&long), CliError::PurposeMissing), Err(CliError::PurposeTooLong { len: 501, .. })));
-        assert!(matches!(check_purpose(Some("a\nb"), CliError::PurposeMissing), Err(CliError::PurposeTooLong { .. })));
+        assert!(matches!(
+            check_purpose(Some(&long), CliError::PurposeMissing),
+            Err(CliError::PurposeTooLong { len: 501, .. })
+        ));
+        assert!(matches!(
+            check_purpose(Some("a\nb"), CliError::PurposeMissing),
+            Err(CliError::PurposeTooLong { .. })
+        ));
     }
 
     #[test]
     fn ids_are_strict() {
-        assert_eq!(check_id("00112233445566778899AABBCCDDEEFF").unwrap(), "00112233445566778899aabbccddeeff");
-        for bad in ["", "../../etc/passwd", "0011", "00112233445566778899aabbccddeefg"] {
-            assert!(matches!(check_id(bad), Err(CliError::UnknownRecording { .. })), "{bad}");
+        assert_eq!(
+            check_id("00112233445566778899AABBCCDDEEFF").unwrap(),
+            "00112233445566778899aabbccddeeff"
+        );
+        for bad in [
+            "",
+            "../../etc/passwd",
+            "0011",
+            "00112233445566778899aabbccddeefg",
+        ] {
+            assert!(
+                matches!(check_id(bad), Err(CliError::UnknownRecording { .. })),
+                "{bad}"
+            );
         }
     }
 }

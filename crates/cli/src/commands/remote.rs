@@ -31,11 +31,18 @@ pub struct Remote {
 }
 
 fn url_of(ctx: &Ctx) -> String {
-    ctx.global.escrow.clone().or_else(|| DataDir::new(&ctx.global.data).url()).unwrap_or_else(|| DEFAULT_URL.to_owned())
+    ctx.global
+        .escrow
+        .clone()
+        .or_else(|| DataDir::new(&ctx.global.data).url())
+        .unwrap_or_else(|| DEFAULT_URL.to_owned())
 }
 
 fn ca_of(ctx: &Ctx) -> PathBuf {
-    ctx.global.ca.clone().unwrap_or_else(|| DataDir::new(&ctx.global.data).tls().ca_cert)
+    ctx.global
+        .ca
+        .clone()
+        .unwrap_or_else(|| DataDir::new(&ctx.global.data).tls().ca_cert)
 }
 
 /// Connects with the operator's token (checked locally first: present, private file).
@@ -52,7 +59,10 @@ async fn open(ctx: &Ctx, token: Option<Token>) -> Result<Remote, CliError> {
         Err(_) => {
             // Without a CA there is nothing to pin; still say "unreachable" if nothing listens.
             probe(&url).await?;
-            return Err(CliError::NotInitialised { path: ctx.global.data.clone(), missing: "escrow/tls/ca.pem (or pass --ca FILE)" });
+            return Err(CliError::NotInitialised {
+                path: ctx.global.data.clone(),
+                missing: "escrow/tls/ca.pem (or pass --ca FILE)",
+            });
         }
     };
     let client = EscrowClient::new(ClientConfig {
@@ -70,24 +80,43 @@ async fn open(ctx: &Ctx, token: Option<Token>) -> Result<Remote, CliError> {
 }
 
 async fn probe(url: &str) -> Result<(), CliError> {
-    let hostport = url.trim_start_matches("https://").trim_end_matches('/').to_owned();
+    let hostport = url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
     match tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(&hostport)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(CliError::EscrowUnreachable { url: url.to_owned(), reason: e.to_string() }),
-        Err(_) => Err(CliError::EscrowUnreachable { url: url.to_owned(), reason: "connection timed out".into() }),
+        Ok(Err(e)) => Err(CliError::EscrowUnreachable {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }),
+        Err(_) => Err(CliError::EscrowUnreachable {
+            url: url.to_owned(),
+            reason: "connection timed out".into(),
+        }),
     }
 }
 
 fn detail_str(e: &m::ApiError, key: &str) -> String {
-    e.detail.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    e.detail
+        .get(key)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn detail_u64(e: &m::ApiError, key: &str) -> u64 {
-    e.detail.get(key).and_then(|v| v.as_i64()).map_or(0, |n| u64::try_from(n).unwrap_or(0))
+    e.detail
+        .get(key)
+        .and_then(|v| v.as_i64())
+        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
 }
 
 fn day_of(e: &m::ApiError) -> Option<String> {
-    e.detail.get("date").and_then(|v| v.as_str()).map(|d| d.chars().take(10).collect())
+    e.detail
+        .get("date")
+        .and_then(|v| v.as_str())
+        .map(|d| d.chars().take(10).collect())
 }
 
 /// The one mapping from escrow client errors to CLI errors (and so to exit codes).
@@ -96,38 +125,64 @@ pub fn map_err(e: ClientError) -> CliError {
         ClientError::Unreachable { url, reason } => CliError::EscrowUnreachable { url, reason },
         ClientError::TlsPinMismatch { url, .. } => CliError::TlsPinMismatch { url },
         ClientError::Config { reason } => CliError::Usage { message: reason },
-        ClientError::Protocol { reason, .. } => CliError::Component { component: "escrow client", reason },
+        ClientError::Protocol { reason, .. } => CliError::Component {
+            component: "escrow client",
+            reason,
+        },
         ClientError::Api { error, .. } => match error.code {
             ErrorCode::Unauthenticated => CliError::TokenRejected,
             ErrorCode::TokenExpired => CliError::TokenExpired { expired_at: None },
-            ErrorCode::Forbidden => CliError::WrongRole { action: detail_str(&error, "action"), needed: detail_str(&error, "needed") },
+            ErrorCode::Forbidden => CliError::WrongRole {
+                action: detail_str(&error, "action"),
+                needed: detail_str(&error, "needed"),
+            },
             ErrorCode::OperatorInactive if detail_str(&error, "status") == "disabled" => {
-                CliError::OperatorDisabled { name: detail_str(&error, "operator") }
+                CliError::OperatorDisabled {
+                    name: detail_str(&error, "operator"),
+                }
             }
             ErrorCode::OperatorInactive => CliError::AgreementPending,
             ErrorCode::PurposeRequired => CliError::PurposeMissing,
-            ErrorCode::PurposeTooLong => {
-                CliError::PurposeTooLong { len: detail_u64(&error, "len") as usize, max: detail_u64(&error, "max") as usize }
-            }
+            ErrorCode::PurposeTooLong => CliError::PurposeTooLong {
+                len: detail_u64(&error, "len") as usize,
+                max: detail_u64(&error, "max") as usize,
+            },
             ErrorCode::InvalidRetention => CliError::RetentionOutOfRange {
                 days: detail_u64(&error, "days"),
                 min: detail_u64(&error, "min"),
                 max: detail_u64(&error, "max"),
             },
-            ErrorCode::UnknownRecording => CliError::UnknownRecording { id: detail_str(&error, "id") },
-            ErrorCode::UnknownOperator => CliError::UnknownOperator { name: detail_str(&error, "id") },
+            ErrorCode::UnknownRecording => CliError::UnknownRecording {
+                id: detail_str(&error, "id"),
+            },
+            ErrorCode::UnknownOperator => CliError::UnknownOperator {
+                name: detail_str(&error, "id"),
+            },
             ErrorCode::KeyShredded => CliError::KeyShredded {
                 id: detail_str(&error, "id"),
                 shredded_on: day_of(&error).unwrap_or_else(|| "an earlier date".into()),
             },
-            ErrorCode::Erased => CliError::RecordingErased { id: detail_str(&error, "id"), erased_on: day_of(&error) },
-            ErrorCode::LegalHold => CliError::LegalHold { id: detail_str(&error, "id") },
-            ErrorCode::AlreadyExists => {
-                CliError::OperatorExists { name: detail_str(&error, "what").trim_start_matches("operator ").to_owned() }
-            }
-            code => CliError::EscrowRefused { code: code.to_string(), message: error.message },
+            ErrorCode::Erased => CliError::RecordingErased {
+                id: detail_str(&error, "id"),
+                erased_on: day_of(&error),
+            },
+            ErrorCode::LegalHold => CliError::LegalHold {
+                id: detail_str(&error, "id"),
+            },
+            ErrorCode::AlreadyExists => CliError::OperatorExists {
+                name: detail_str(&error, "what")
+                    .trim_start_matches("operator ")
+                    .to_owned(),
+            },
+            code => CliError::EscrowRefused {
+                code: code.to_string(),
+                message: error.message,
+            },
         },
-        other => CliError::Component { component: "escrow client", reason: other.to_string() },
+        other => CliError::Component {
+            component: "escrow client",
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -165,7 +220,13 @@ fn recording_view(r: m::RecordingInfo) -> RecordingView {
         digit: c.digit.map(|d| d.to_string()),
         decided_at_ms: Some(c.decided_at.unix_ms()),
         prompt_sha256: Some(c.prompt_sha256),
-        signed_by: c.gateway_key.map(|k| format!("{} (key {})", r.gateway, k.chars().take(16).collect::<String>())),
+        signed_by: c.gateway_key.map(|k| {
+            format!(
+                "{} (key {})",
+                r.gateway,
+                k.chars().take(16).collect::<String>()
+            )
+        }),
     });
     RecordingView {
         id: r.id.to_string(),
@@ -195,20 +256,34 @@ fn operator_view(o: m::OperatorInfo) -> OperatorView {
 }
 
 fn parse_id(id: &str) -> Result<RecordingId, CliError> {
-    id.parse().map_err(|_| CliError::UnknownRecording { id: id.chars().take(64).collect() })
+    id.parse().map_err(|_| CliError::UnknownRecording {
+        id: id.chars().take(64).collect(),
+    })
 }
 
 fn usage(e: callseal_escrow::EscrowError) -> CliError {
-    CliError::Usage { message: e.to_string() }
+    CliError::Usage {
+        message: e.to_string(),
+    }
 }
 
 impl Escrow for Remote {
     async fn recordings(&self, f: &RecordingFilter) -> Result<Vec<RecordingView>, CliError> {
         let filter = m::RecordingFilter {
-            caller_code: f.caller_code.as_deref().map(CallerCode::new).transpose().map_err(usage)?,
+            caller_code: f
+                .caller_code
+                .as_deref()
+                .map(CallerCode::new)
+                .transpose()
+                .map_err(usage)?,
             since: f.since_ms.map(Timestamp::from_unix_ms),
             until: f.until_ms.map(Timestamp::from_unix_ms),
-            line: f.line.as_deref().map(LineId::new).transpose().map_err(usage)?,
+            line: f
+                .line
+                .as_deref()
+                .map(LineId::new)
+                .transpose()
+                .map_err(usage)?,
             status: f.status.map(|s| match s {
                 Status::Sealed => m::RecordingStatus::Sealed,
                 Status::Held => m::RecordingStatus::Held,
@@ -219,50 +294,108 @@ impl Escrow for Remote {
             epoch: None,
             limit: None,
         };
-        Ok(self.client.recordings(&filter).await.map_err(map_err)?.into_iter().map(recording_view).collect())
+        Ok(self
+            .client
+            .recordings(&filter)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .map(recording_view)
+            .collect())
     }
 
     async fn recording(&self, id: &str) -> Result<RecordingView, CliError> {
-        self.client.recording(&parse_id(id)?).await.map(recording_view).map_err(map_err)
+        self.client
+            .recording(&parse_id(id)?)
+            .await
+            .map(recording_view)
+            .map_err(map_err)
     }
 
-    async fn release_key(&self, id: &str, purpose: &str, operator_public: &PublicKey) -> Result<WrappedKey, CliError> {
-        self.client.release_key(&parse_id(id)?, purpose, operator_public).await.map(|r| r.wrapped_key).map_err(map_err)
+    async fn release_key(
+        &self,
+        id: &str,
+        purpose: &str,
+        operator_public: &PublicKey,
+    ) -> Result<WrappedKey, CliError> {
+        self.client
+            .release_key(&parse_id(id)?, purpose, operator_public)
+            .await
+            .map(|r| r.wrapped_key)
+            .map_err(map_err)
     }
 
     async fn erase(&self, id: &str, reason: &str) -> Result<(), CliError> {
-        self.client.erase(&parse_id(id)?, reason).await.map_err(map_err)
+        self.client
+            .erase(&parse_id(id)?, reason)
+            .await
+            .map_err(map_err)
     }
 
     async fn hold(&self, id: &str, reason: &str) -> Result<(), CliError> {
-        self.client.hold(&parse_id(id)?, reason).await.map_err(map_err)
+        self.client
+            .hold(&parse_id(id)?, reason)
+            .await
+            .map_err(map_err)
     }
 
     async fn release_hold(&self, id: &str) -> Result<(), CliError> {
-        self.client.release_hold(&parse_id(id)?).await.map_err(map_err)
+        self.client
+            .release_hold(&parse_id(id)?)
+            .await
+            .map_err(map_err)
     }
 
     async fn operators(&self) -> Result<Vec<OperatorView>, CliError> {
-        Ok(self.client.operators().await.map_err(map_err)?.into_iter().map(operator_view).collect())
+        Ok(self
+            .client
+            .operators()
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .map(operator_view)
+            .collect())
     }
 
-    async fn add_operator(&self, name: &str, role: Role, public_key: Option<&str>) -> Result<Enrolment, CliError> {
+    async fn add_operator(
+        &self,
+        name: &str,
+        role: Role,
+        public_key: Option<&str>,
+    ) -> Result<Enrolment, CliError> {
         let public_key = public_key
             .map(str::parse::<PublicKey>)
             .transpose()
-            .map_err(|_| CliError::Usage { message: "--public-key must be the 64 hex digits printed by `callseal operator keygen`".into() })?;
-        let new = m::NewOperator { id: OperatorId::new(name).map_err(usage)?, role: role_to(role), public_key };
+            .map_err(|_| CliError::Usage {
+                message:
+                    "--public-key must be the 64 hex digits printed by `callseal operator keygen`"
+                        .into(),
+            })?;
+        let new = m::NewOperator {
+            id: OperatorId::new(name).map_err(usage)?,
+            role: role_to(role),
+            public_key,
+        };
         let en = self.client.add_operator(&new).await.map_err(map_err)?;
-        Ok(Enrolment { operator: operator_view(en.operator), token: Token::new(en.token) })
+        Ok(Enrolment {
+            operator: operator_view(en.operator),
+            token: Token::new(en.token),
+        })
     }
 
     async fn disable_operator(&self, name: &str) -> Result<(), CliError> {
-        self.client.disable_operator(&OperatorId::new(name).map_err(usage)?).await.map_err(map_err)
+        self.client
+            .disable_operator(&OperatorId::new(name).map_err(usage)?)
+            .await
+            .map_err(map_err)
     }
 
     async fn agreement(&self) -> Result<AgreementView, CliError> {
         let a = self.client.agreement().await.map_err(map_err)?;
-        Ok(AgreementView { text: a.text, sha256: a.sha256 })
+        Ok(AgreementView {
+            text: a.text,
+            sha256: a.sha256,
+        })
     }
 
     async fn acknowledge(&self, sha256: &str) -> Result<(), CliError> {
@@ -270,12 +403,24 @@ impl Escrow for Remote {
     }
 
     async fn retention(&self) -> Result<RetentionView, CliError> {
-        self.client.retention().await.map(retention_view).map_err(map_err)
+        self.client
+            .retention()
+            .await
+            .map(retention_view)
+            .map_err(map_err)
     }
 
-    async fn set_retention(&self, days: u32, line: Option<&str>) -> Result<RetentionView, CliError> {
+    async fn set_retention(
+        &self,
+        days: u32,
+        line: Option<&str>,
+    ) -> Result<RetentionView, CliError> {
         let line = line.map(LineId::new).transpose().map_err(usage)?;
-        self.client.set_retention(i64::from(days), line.as_ref()).await.map(retention_view).map_err(map_err)
+        self.client
+            .set_retention(i64::from(days), line.as_ref())
+            .await
+            .map(retention_view)
+            .map_err(map_err)
     }
 
     async fn epochs(&self) -> Result<Vec<EpochView>, CliError> {
@@ -299,7 +444,11 @@ impl Escrow for Remote {
     }
 
     async fn audit(&self, since_ms: Option<i64>) -> Result<Vec<AuditEntryView>, CliError> {
-        let entries = self.client.audit(1, since_ms.map(Timestamp::from_unix_ms), 10_000).await.map_err(map_err)?;
+        let entries = self
+            .client
+            .audit(1, since_ms.map(Timestamp::from_unix_ms), 10_000)
+            .await
+            .map_err(map_err)?;
         Ok(entries
             .into_iter()
             .map(|e| AuditEntryView {
@@ -316,21 +465,37 @@ impl Escrow for Remote {
 
     async fn verify_audit(&self) -> Result<AuditVerifyView, CliError> {
         let v = self.client.verify_audit().await.map_err(map_err)?;
-        Ok(AuditVerifyView { ok: v.ok, entries: v.entries, head: v.head, problem: v.problem })
+        Ok(AuditVerifyView {
+            ok: v.ok,
+            entries: v.entries,
+            head: v.head,
+            problem: v.problem,
+        })
     }
 
     async fn receipts(&self, id: Option<&str>) -> Result<Vec<ReceiptView>, CliError> {
         if let Some(i) = id
             && !(i.len() <= 32 && !i.is_empty() && i.bytes().all(|b| b.is_ascii_hexdigit()))
         {
-            return Err(CliError::Usage { message: format!("\"{i}\" is neither an epoch number nor a recording id") });
+            return Err(CliError::Usage {
+                message: format!("\"{i}\" is neither an epoch number nor a recording id"),
+            });
         }
-        let rs = self.client.receipts(id.map(str::to_ascii_lowercase).as_deref()).await.map_err(map_err)?;
+        let rs = self
+            .client
+            .receipts(id.map(str::to_ascii_lowercase).as_deref())
+            .await
+            .map_err(map_err)?;
         rs.into_iter()
             .map(|r| {
-                let body = r.parsed().map_err(|e| CliError::Component { component: "escrow client", reason: e.to_string() })?;
+                let body = r.parsed().map_err(|e| CliError::Component {
+                    component: "escrow client",
+                    reason: e.to_string(),
+                })?;
                 // Verify locally when this data folder holds the escrow's identity.
-                let valid = self.identity.as_ref().map_or(r.signature_valid, |k| callseal_escrow::verify_receipt(&r, k));
+                let valid = self.identity.as_ref().map_or(r.signature_valid, |k| {
+                    callseal_escrow::verify_receipt(&r, k)
+                });
                 Ok(ReceiptView {
                     id: r.seq.to_string(),
                     subject: body.subject,
@@ -348,17 +513,31 @@ impl Escrow for Remote {
 fn retention_view(p: m::RetentionPolicy) -> RetentionView {
     RetentionView {
         default_days: p.default_days,
-        lines: p.lines.into_iter().map(|l| LineRetention { line: l.line.to_string(), days: l.days }).collect(),
+        lines: p
+            .lines
+            .into_iter()
+            .map(|l| LineRetention {
+                line: l.line.to_string(),
+                days: l.days,
+            })
+            .collect(),
     }
 }
 
 fn esc_err(e: callseal_escrow::EscrowError) -> CliError {
-    CliError::Component { component: "escrow", reason: e.to_string() }
+    CliError::Component {
+        component: "escrow",
+        reason: e.to_string(),
+    }
 }
 
 fn create_data_dir(path: &Path) -> Result<(), CliError> {
     use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| CliError::io("cannot create", path, &e))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| CliError::io("cannot create", path, &e))
 }
 
 /// `callseal init`: a new data folder with everything the escrow and the gateway need.
@@ -370,25 +549,57 @@ pub async fn init(ctx: &Ctx, a: &InitArgs) -> Result<(), CliError> {
     }
     let admin = OperatorId::new(&a.admin).map_err(usage)?;
     if a.escrow_hosts.is_empty() {
-        return Err(CliError::Usage { message: "give at least one --escrow-host".into() });
+        return Err(CliError::Usage {
+            message: "give at least one --escrow-host".into(),
+        });
     }
-    let host = if a.escrow_hosts.iter().any(|h| h == "127.0.0.1") { "127.0.0.1".to_owned() } else { a.escrow_hosts[0].clone() };
-    let url = if host.contains(':') { format!("https://[{host}]:7443") } else { format!("https://{host}:7443") };
-    let opts = callseal_escrow::InitOptions { admin: admin.clone(), hosts: a.escrow_hosts.clone(), url, ..Default::default() };
+    let host = if a.escrow_hosts.iter().any(|h| h == "127.0.0.1") {
+        "127.0.0.1".to_owned()
+    } else {
+        a.escrow_hosts[0].clone()
+    };
+    let url = if host.contains(':') {
+        format!("https://[{host}]:7443")
+    } else {
+        format!("https://{host}:7443")
+    };
+    let opts = callseal_escrow::InitOptions {
+        admin: admin.clone(),
+        hosts: a.escrow_hosts.clone(),
+        url,
+        ..Default::default()
+    };
     create_data_dir(&data)?;
     let report = {
         let data = data.clone();
         tokio::task::spawn_blocking(move || {
             let gw = data.join("gateway");
             create_data_dir(&gw)?;
-            callseal_gateway::secrets::Pepper::open_or_create(&gw).map_err(|e| CliError::Component { component: "gateway", reason: e.to_string() })?;
-            callseal_gateway::secrets::GatewayKey::open_or_create(&gw)
-                .map_err(|e| CliError::Component { component: "gateway", reason: e.to_string() })?;
-            callseal_escrow::datadir::init(&data, &opts, &callseal_escrow::ServiceConfig::default(), Arc::new(callseal_escrow::SystemClock))
-                .map_err(esc_err)
+            callseal_gateway::secrets::Pepper::open_or_create(&gw).map_err(|e| {
+                CliError::Component {
+                    component: "gateway",
+                    reason: e.to_string(),
+                }
+            })?;
+            callseal_gateway::secrets::GatewayKey::open_or_create(&gw).map_err(|e| {
+                CliError::Component {
+                    component: "gateway",
+                    reason: e.to_string(),
+                }
+            })?;
+            callseal_escrow::datadir::init(
+                &data,
+                &opts,
+                &callseal_escrow::ServiceConfig::default(),
+                Arc::new(callseal_escrow::SystemClock),
+            )
+            .map_err(esc_err)
         })
         .await
-        .map_err(|e| CliError::Component { component: "init", reason: e.to_string() })??
+        .map_err(|e| CliError::Component {
+            component: "init",
+            reason: e.to_string(),
+        })??
     };
     let token = report.admin_token.expose();
     if ctx.global.json {
@@ -402,9 +613,14 @@ pub async fn init(ctx: &Ctx, a: &InitArgs) -> Result<(), CliError> {
             "url": report.url,
         }));
     }
-    println!("Created {} (escrow identity, keyring, TLS CA, gateway credentials, pepper).", data.display());
+    println!(
+        "Created {} (escrow identity, keyring, TLS CA, gateway credentials, pepper).",
+        data.display()
+    );
     println!("Escrow identity (gateways pin it): {}", report.identity);
-    println!("Admin operator {admin}; token (shown once, store it in a 0600 file or CALLSEAL_TOKEN):");
+    println!(
+        "Admin operator {admin}; token (shown once, store it in a 0600 file or CALLSEAL_TOKEN):"
+    );
     println!("{}", token.as_str());
     println!("Next: `callseal operator acknowledge` with that token, then `callseal serve`.");
     Ok(())
@@ -415,33 +631,62 @@ pub async fn escrow(ctx: &Ctx, a: &EscrowArgs) -> Result<(), CliError> {
     let data = ctx.global.data.clone();
     let dir = DataDir::new(&data);
     if !dir.is_initialised() {
-        return Err(CliError::NotInitialised { path: data, missing: "escrow/keyring" });
+        return Err(CliError::NotInitialised {
+            path: data,
+            missing: "escrow/keyring",
+        });
     }
-    let (clock, tick): (Arc<dyn callseal_escrow::Clock>, Duration) = match &a.test_clock.test_clock_file {
-        Some(f) => (
-            Arc::new(callseal_escrow::TestFileClock::new(f).map_err(|message| CliError::Usage { message })?),
-            Duration::from_millis(200),
-        ),
-        None => (Arc::new(callseal_escrow::SystemClock), Duration::from_secs(30)),
-    };
+    let (clock, tick): (Arc<dyn callseal_escrow::Clock>, Duration) =
+        match &a.test_clock.test_clock_file {
+            Some(f) => (
+                Arc::new(
+                    callseal_escrow::TestFileClock::new(f)
+                        .map_err(|message| CliError::Usage { message })?,
+                ),
+                Duration::from_millis(200),
+            ),
+            None => (
+                Arc::new(callseal_escrow::SystemClock),
+                Duration::from_secs(30),
+            ),
+        };
     let listen = a.listen.clone().unwrap_or_else(|| {
-        dir.url().map(|u| u.trim_start_matches("https://").trim_end_matches('/').to_owned()).unwrap_or_else(|| "127.0.0.1:7443".into())
+        dir.url()
+            .map(|u| {
+                u.trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_owned()
+            })
+            .unwrap_or_else(|| "127.0.0.1:7443".into())
     });
-    let listen = listen
-        .parse()
-        .map_err(|_| CliError::Usage { message: format!("--listen {listen} is not an IP:PORT address, e.g. 127.0.0.1:7443") })?;
+    let listen = listen.parse().map_err(|_| CliError::Usage {
+        message: format!("--listen {listen} is not an IP:PORT address, e.g. 127.0.0.1:7443"),
+    })?;
     let svc = {
         let dir = dir.clone();
-        tokio::task::spawn_blocking(move || callseal_escrow::Service::open(&dir, callseal_escrow::ServiceConfig::default(), clock))
-            .await
-            .map_err(|e| CliError::Component { component: "escrow", reason: e.to_string() })?
-            .map_err(esc_err)?
+        tokio::task::spawn_blocking(move || {
+            callseal_escrow::Service::open(&dir, callseal_escrow::ServiceConfig::default(), clock)
+        })
+        .await
+        .map_err(|e| CliError::Component {
+            component: "escrow",
+            reason: e.to_string(),
+        })?
+        .map_err(esc_err)?
     };
     let svc = Arc::new(svc);
-    let server = callseal_escrow::server::Server::bind(svc.clone(), &dir, &callseal_escrow::server::ServerConfig { listen, tick })
-        .await
-        .map_err(esc_err)?;
-    println!("Escrow listening on {} (identity {}).", server.url(), svc.identity_hex());
+    let server = callseal_escrow::server::Server::bind(
+        svc.clone(),
+        &dir,
+        &callseal_escrow::server::ServerConfig { listen, tick },
+    )
+    .await
+    .map_err(esc_err)?;
+    println!(
+        "Escrow listening on {} (identity {}).",
+        server.url(),
+        svc.identity_hex()
+    );
     use std::io::Write;
     let _ = std::io::stdout().flush();
     server.run(shutdown_signal()).await.map_err(esc_err)
@@ -466,10 +711,20 @@ async fn shutdown_signal() {
 pub async fn doctor_checks(ctx: &Ctx, out: &mut Vec<Finding>) {
     let ca = ca_of(ctx);
     if !ca.exists() {
-        out.push(Finding::fail("tls", format!("no pinned CA at {}", ca.display()), format!("run `callseal --data {} init`, or pass --ca FILE", ctx.global.data.display())));
+        out.push(Finding::fail(
+            "tls",
+            format!("no pinned CA at {}", ca.display()),
+            format!(
+                "run `callseal --data {} init`, or pass --ca FILE",
+                ctx.global.data.display()
+            ),
+        ));
         return;
     }
-    out.push(Finding::ok("tls", format!("CA pinned from {}", ca.display())));
+    out.push(Finding::ok(
+        "tls",
+        format!("CA pinned from {}", ca.display()),
+    ));
     match open(ctx, None).await {
         Ok(r) => {
             match r.client.health().await {
@@ -490,8 +745,19 @@ pub async fn doctor_checks(ctx: &Ctx, out: &mut Vec<Finding>) {
                 });
                 if let Ok(c) = with_token {
                     match c.retention().await {
-                        Ok(p) => out.push(Finding::ok("retention", format!("{} days by default, {} line override(s)", p.default_days, p.lines.len()))),
-                        Err(e) => out.push(Finding::warn("retention", format!("cannot read the policy: {e}"), "run doctor with an admin or auditor token")),
+                        Ok(p) => out.push(Finding::ok(
+                            "retention",
+                            format!(
+                                "{} days by default, {} line override(s)",
+                                p.default_days,
+                                p.lines.len()
+                            ),
+                        )),
+                        Err(e) => out.push(Finding::warn(
+                            "retention",
+                            format!("cannot read the policy: {e}"),
+                            "run doctor with an admin or auditor token",
+                        )),
                     }
                 }
             }

@@ -21,17 +21,29 @@ impl Run {
 
     /// Asserts the exit code, printing both streams when it differs.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn stderr_has(&self, s: &str) -> &Self {
-        assert!(self.stderr.contains(s), "stderr lacks {s:?}:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains(s),
+            "stderr lacks {s:?}:\n{}",
+            self.stderr
+        );
         self
     }
 
     pub fn stdout_has(&self, s: &str) -> &Self {
-        assert!(self.stdout.contains(s), "stdout lacks {s:?}:\n{}", self.stdout);
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}:\n{}",
+            self.stdout
+        );
         self
     }
 }

@@ -207,3 +207,51 @@ fn a_bad_key_is_a_configuration_error() {
     s.handle_packet(t0, Leg::Caller, addr(CALLER), &p);
     assert_eq!(s.stats(Leg::Caller).packets_received, 1);
 }
+
+/// Found by the rtp_parse fuzz target: a valid-length one-byte extension block whose elements
+/// `rtc-rtp` re-measures as 68 bytes instead of the declared 64 made `rtc-srtp` slice out of
+/// bounds when the packet was relayed to an SRTP leg.
+const NON_CANONICAL_EXTENSION: &str = concat!(
+    "9000fd680000410011223344bede001070707070707070703030303030303030",
+    "3030303030307070707070707070707070700030303030303030303030303030",
+    "30303030303030303030303030303080e8",
+);
+
+#[test]
+fn fuzz_non_canonical_extension_relayed_to_an_srtp_leg_does_not_panic() {
+    let packet = hex::decode(NON_CANONICAL_EXTENSION).unwrap();
+    assert_eq!(
+        callseal_media::rtp::RtpView::parse(&packet)
+            .unwrap()
+            .payload(),
+        &[0xe8]
+    );
+    // Plain caller → SRTP PBX.
+    let t0 = Instant::now();
+    let mut s = MediaSession::new(session_config(CALLER_STREAM, NEAR_WRAP));
+    s.configure_leg(
+        t0,
+        Leg::Caller,
+        LegConfig::new(Some(addr(CALLER)), PayloadMap::g711(Codec::Pcmu)),
+    )
+    .unwrap();
+    let mut pbx = LegConfig::new(Some(addr(PBX)), PayloadMap::g711(Codec::Pcmu));
+    pbx.srtp = Some(SrtpConfig {
+        inbound: key(&PEER_KEY),
+        outbound: key(&GATEWAY_KEY),
+    });
+    s.configure_leg(t0, Leg::Pbx, pbx).unwrap();
+    s.set_bridge(true);
+    s.handle_packet(t0, Leg::Caller, addr(CALLER), &packet);
+    let sent = drain_transmits(&mut s);
+    assert_eq!(sent.len(), 1);
+    let mut peer_rx = SrtpContext::new(&key(&GATEWAY_KEY), Direction::Inbound).unwrap();
+    let plain = peer_rx.unprotect_rtp(&sent[0].payload).unwrap();
+    assert_eq!(fields(&plain).5, vec![0xe8], "relayed with a plain header");
+    // The contexts themselves refuse such a header instead of panicking.
+    let mut ctx = SrtpContext::new(&key(&PEER_KEY), Direction::Outbound).unwrap();
+    let err = ctx.protect_rtp(&packet).unwrap_err();
+    assert!(err.to_string().contains("canonical"), "{err}");
+    let mut rx = SrtpContext::new(&key(&PEER_KEY), Direction::Inbound).unwrap();
+    assert!(rx.unprotect_rtp(&packet).is_err());
+}

@@ -277,23 +277,23 @@ impl MediaSession {
             view.marker(),
             samples,
         );
+        // The packet is rebuilt with a plain 12-byte header: CSRCs, header extensions and
+        // padding stay on the leg they came from. Extension IDs are bound per session by
+        // a=extmap (RFC 8285 §5), which neither leg negotiated end to end, and the gateway is
+        // the source towards each peer.
         let mut buf = self.pool.pop().unwrap_or_default();
-        buf.extend_from_slice(view.as_bytes());
-        rtp::rewrite_header(
-            &mut buf,
-            &RtpHeader {
-                marker: out.marker,
-                payload_type,
-                sequence: out.sequence,
-                timestamp: out.timestamp,
-                ssrc: dst.outbound.ssrc(),
-            },
-        );
-        if let Some((from_codec, to_codec)) = transcode {
-            let start = view.payload_offset();
-            if let Some(p) = buf.get_mut(start..start + view.payload().len()) {
-                from_codec.transcode_in_place(to_codec, p);
-            }
+        RtpHeader {
+            marker: out.marker,
+            payload_type,
+            sequence: out.sequence,
+            timestamp: out.timestamp,
+            ssrc: dst.outbound.ssrc(),
+        }
+        .write(view.payload(), &mut buf);
+        if let Some((from_codec, to_codec)) = transcode
+            && let Some(p) = buf.get_mut(rtp::FIXED_HEADER_LEN..)
+        {
+            from_codec.transcode_in_place(to_codec, p);
         }
         send(dst, &mut self.transmits, &mut self.pool, buf);
     }

@@ -10,6 +10,7 @@
 mod base64;
 pub mod sdes;
 
+use rtc_shared::marshal::{MarshalSize, Unmarshal};
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::providers::RingCrypto;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
@@ -93,6 +94,26 @@ fn ssrc_at(packet: &[u8], offset: usize) -> Option<u32> {
     Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The SRTP library re-derives the header length from its own parse of the header, whose
+/// RFC 8285 element handling can disagree with the length the header declares (padding between
+/// elements, elements past the declared block): it would then slice the packet out of bounds or
+/// encrypt from the wrong offset. Such packets are refused before they reach it.
+fn check_header(packet: &[u8]) -> Result<(), SrtpError> {
+    let declared = crate::rtp::header_len(packet).map_err(|e| SrtpError::Rejected {
+        reason: e.to_string(),
+    })?;
+    let mut buf = packet;
+    let parsed = rtc_rtp::header::Header::unmarshal(&mut buf).map_err(rejected)?;
+    if parsed.marshal_size() != declared {
+        return Err(SrtpError::Rejected {
+            reason: format!(
+                "RTP header extension of {declared} header bytes is not in canonical RFC 8285 form"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn too_short() -> SrtpError {
     SrtpError::Rejected {
         reason: "packet shorter than its header".into(),
@@ -148,6 +169,7 @@ impl SrtpContext {
 
     /// Encrypts and authenticates a valid RTP packet (RFC 3711 §3.3).
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
+        check_header(packet)?;
         self.inner
             .encrypt_rtp(packet)
             .map(|b| b.to_vec())
@@ -157,6 +179,7 @@ impl SrtpContext {
     /// Authenticates, checks replay and decrypts an SRTP packet, returning plain RTP.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
         let ssrc = ssrc_at(packet, 8).ok_or_else(too_short)?;
+        check_header(packet)?;
         if !self.rtp_sources.admits(ssrc) {
             return Err(unknown_source());
         }

@@ -188,6 +188,8 @@ pub enum CallOutcome {
     OfferRejected,
     /// Media could not be set up or was lost.
     MediaFailure,
+    /// The gateway shut down during the call.
+    Shutdown,
 }
 
 /// One line of the call log: pseudonymous code only.

@@ -121,6 +121,10 @@ pub struct CallConfig {
     pub ring_timeout: Duration,
     /// How long a call may stay in `Ending` waiting for BYE answers before it is freed.
     pub teardown_timeout: Duration,
+    /// Calls alive at once; a new INVITE beyond gets 503 with Retry-After (RFC 3261 §21.5.4).
+    pub max_calls: usize,
+    /// Retry-After (seconds) in those 503s.
+    pub retry_after_secs: u32,
 }
 
 impl CallConfig {
@@ -138,6 +142,8 @@ impl CallConfig {
             sdp: SdpPolicy::default(),
             ring_timeout: Duration::from_secs(60),
             teardown_timeout: Duration::from_secs(32),
+            max_calls: 1000,
+            retry_after_secs: 30,
         }
     }
 

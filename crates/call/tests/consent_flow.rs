@@ -596,3 +596,58 @@ fn pbx_bye(invite: &callseal_sip::Message, pbx_tag: &str, cseq: u32) -> callseal
 }
 
 use callseal_sip::Message;
+
+#[test]
+fn shutdown_ends_every_call_and_refuses_new_ones() {
+    let mut cfg = pbx_config();
+    cfg.max_calls = 3;
+    let mut h = H::new(cfg);
+    // One bridged and recording, one in the prompt, one still waiting for its port.
+    let (c1, ok1) = answered_call(&mut h, "sd-1", CALLER_SDP);
+    let invite = consent_and_invite(&mut h, c1, '1');
+    let _ = h.response(pbx_response(&invite, 200, "pbx-sd", Some(PBX_SDP)));
+    let _ = h.event(Event::RecordingStarted {
+        call: c1,
+        recording: RecordingRef([4; 16]),
+    });
+    let (_c2, ok2) = answered_call(&mut h, "sd-2", CALLER_SDP);
+    let (_, cmds) = h.request(caller_invite("sd-3", "+1555", CALLER_SDP), CALLER);
+    assert_eq!(summary(&cmds), ["AllocateMedia Caller V4"]);
+    // max_calls reached: 503 with Retry-After.
+    let (_, cmds) = h.request(caller_invite("sd-4", "+1555", CALLER_SDP), CALLER);
+    assert_eq!(summary(&cmds), ["Respond 503 INVITE"]);
+    assert_eq!(
+        find_response(&cmds, 503).and_then(|r| r.headers.text("Retry-After")),
+        Some("30")
+    );
+
+    h.core.shutdown(h.now);
+    let cmds = h.drain();
+    assert_eq!(
+        summary(&cmds),
+        [
+            "StopRecording CallEnded",
+            "Send BYE",
+            "Send BYE", // call 1: both legs
+            "Send BYE", // call 2: the caller
+            "Respond 503 INVITE",
+            "ReleaseMedia",
+            "CallRecord Shutdown", // call 3
+        ]
+    );
+    assert_eq!(h.core.active_calls(), 2);
+    // The answers come in; nothing is left.
+    for c in &cmds {
+        if let Command::Sip(SipCommand::Request { request, .. }) = c {
+            let _ = h.response(Message::response_to(
+                request,
+                callseal_sip::StatusCode::OK,
+                None,
+            ));
+        }
+    }
+    assert_eq!(h.core.active_calls(), 0);
+    let (_, cmds) = h.request(caller_invite("sd-5", "+1555", CALLER_SDP), CALLER);
+    assert_eq!(summary(&cmds), ["Respond 503 INVITE"]);
+    let _ = (ok1, ok2);
+}

@@ -39,6 +39,17 @@ impl CallManager {
             self.respond_plain(Some(tx), &req, StatusCode(482));
             return;
         }
+        if !self.accepting || self.calls.len() >= self.config.max_calls {
+            // RFC 3261 §21.5.4: overloaded or going down — try again later (elsewhere).
+            let tag = self.ids.token();
+            let mut r = dialog::response(&req, StatusCode(503), Some(&tag), None);
+            r.headers.push(
+                HeaderName::Other("Retry-After".into()),
+                HeaderValue::Text(self.config.retry_after_secs.to_string()),
+            );
+            self.send(SipCommand::Respond { tx, response: r });
+            return;
+        }
         if req.headers.contact().is_none() {
             // RFC 3261 §8.1.1.8: an INVITE MUST carry a Contact; no dialog can be built without.
             let mut r = dialog::response(&req, StatusCode::BAD_REQUEST, None, None);
@@ -490,6 +501,12 @@ impl CallManager {
             call.outcome = Some(outcome);
         }
         call.timers.clear_all();
+        // A shutdown ends a good recording normally; anything else is a failure of the call.
+        let reason = if call.outcome == Some(CallOutcome::Shutdown) {
+            StopReason::CallEnded
+        } else {
+            StopReason::Failure
+        };
         if let Some(tx) = call.a.tx.take() {
             // Not answered yet: a final error response ends the A-leg (RFC 3261 §13.3.1).
             let r = dialog::response(
@@ -500,7 +517,7 @@ impl CallManager {
             );
             self.send(SipCommand::Respond { tx, response: r });
         }
-        self.stop_recording(h, StopReason::Failure);
+        self.stop_recording(h, reason);
         let pbx_state = self
             .calls
             .get(&h)

@@ -69,6 +69,7 @@ pub struct CallManager {
     by_pbx_call_id: HashMap<String, CallHandle>,
     next_handle: u64,
     commands: VecDeque<Command>,
+    accepting: bool,
 }
 
 impl CallManager {
@@ -86,6 +87,7 @@ impl CallManager {
             by_pbx_call_id: HashMap::new(),
             next_handle: 1,
             commands: VecDeque::new(),
+            accepting: true,
         })
     }
 
@@ -102,6 +104,25 @@ impl CallManager {
     /// The state of a call, if it exists.
     pub fn state(&self, call: CallHandle) -> Option<State> {
         self.calls.get(&call).map(|c| c.state)
+    }
+
+    /// Whether new calls are taken; `false` answers new INVITEs 503 with Retry-After
+    /// (RFC 3261 §21.5.4), e.g. while shutting down.
+    pub fn set_accepting(&mut self, accepting: bool) {
+        self.accepting = accepting;
+    }
+
+    /// Graceful shutdown: stops taking calls and ends every call — BYE on confirmed legs,
+    /// CANCEL on ringing ones, 503 to unanswered INVITEs, recordings stopped — then each call
+    /// emits its `ReleaseMedia` and `WriteCallRecord` when the answers arrive (or after the
+    /// teardown timeout). The shell keeps running until [`CallManager::active_calls`] is 0.
+    pub fn shutdown(&mut self, now: Now) {
+        self.accepting = false;
+        let mut handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        handles.sort();
+        for h in handles {
+            self.terminate(now, h, CallOutcome::Shutdown, "Gateway shutting down");
+        }
     }
 
     /// A SIP input from the transaction layer.

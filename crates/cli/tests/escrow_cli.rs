@@ -270,6 +270,20 @@ fn operators_recordings_retention_audit_and_receipts() {
     let b = w.record(&rt);
     let v = w.json(&ana, &["recordings", "list"]);
     assert_eq!(v.as_array().unwrap().len(), 2);
+    w.run(
+        &ana,
+        &[
+            "recordings",
+            "list",
+            "--caller",
+            "C-7KQ2-9XMD",
+            "--line",
+            "ivf",
+        ],
+    )
+    .expect_code(0)
+    .stdout_has(&a)
+    .stdout_has(&b);
     assert!(
         v.as_array()
             .unwrap()
@@ -331,6 +345,70 @@ fn operators_recordings_retention_audit_and_receipts() {
     w.run(&ana, &["operator", "add", "eve", "--role", "admin"])
         .expect_code(20)
         .stderr_has("admin role");
+
+    // Play to stdout: WAV bytes, nothing on disk.
+    let mut args = vec![
+        "recordings",
+        "play",
+        &a,
+        "--purpose",
+        "quality review",
+        "--player",
+        "-",
+    ];
+    args.extend_from_slice(&key_arg);
+    let played = callseal(&w.data)
+        .env("CALLSEAL_TOKEN", &ana)
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(
+        played.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    assert_eq!(&played.stdout[..4], b"RIFF");
+
+    // A tampered and a truncated sealed file: exit 42, how much verified, no plaintext left.
+    let c = w.record(&rt);
+    let sealed = w.data.join("recordings").join(format!("{c}.csrec"));
+    let original = std::fs::read(&sealed).unwrap();
+    let mut bad = original.clone();
+    let mid = bad.len() - 40;
+    bad[mid] ^= 0x01;
+    std::fs::write(&sealed, &bad).unwrap();
+    let out5 = w.data.join("tampered.wav");
+    let mut args = vec![
+        "recordings",
+        "export",
+        &c,
+        "--purpose",
+        "integrity check",
+        "-o",
+        out5.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&key_arg);
+    w.run(&ana, &args)
+        .expect_code(42)
+        .stderr_has("tampered")
+        .stderr_has("verified");
+    assert!(!out5.exists());
+    std::fs::write(&sealed, &original[..original.len() - 20]).unwrap();
+    w.run(&ana, &args)
+        .expect_code(42)
+        .stderr_has("truncated")
+        .stderr_has("segments");
+    assert!(!out5.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&w.data)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("tampered"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "a partial plaintext file was left behind"
+    );
 
     // The audit shows the release with its purpose.
     let v = w.json(&admin, &["audit", "list"]);

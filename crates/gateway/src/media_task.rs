@@ -80,10 +80,8 @@ pub enum MediaReport {
     },
     /// The task ended; final statistics per leg.
     Ended {
-        /// Caller leg.
-        caller: LegStats,
-        /// PBX leg.
-        pbx: LegStats,
+        /// Caller leg, then PBX leg.
+        stats: Box<(LegStats, LegStats)>,
     },
 }
 
@@ -261,7 +259,12 @@ async fn run<T: Copy + Send + 'static>(
             .latching_drops
             .fetch_add(s.dropped_latching, Ordering::Relaxed);
     }
-    let _ = report.send((tag, MediaReport::Ended { caller, pbx }));
+    let _ = report.send((
+        tag,
+        MediaReport::Ended {
+            stats: Box::new((caller, pbx)),
+        },
+    ));
 }
 
 fn close(rec: &Recorder, discard: bool) {
@@ -417,8 +420,8 @@ mod tests {
         cmd.send(MediaCmd::Release).ok();
         let ended = tokio::time::timeout(Duration::from_secs(2), async {
             loop {
-                if let Some((_, MediaReport::Ended { caller, .. })) = rep_rx.recv().await {
-                    return caller;
+                if let Some((_, MediaReport::Ended { stats })) = rep_rx.recv().await {
+                    return stats.0;
                 }
             }
         })

@@ -47,7 +47,8 @@ pub struct CallRecord {
     pub outcome: String,
     /// Whether the PBX leg was set up (the consultant's side answered).
     pub pbx_reached: bool,
-    /// Sealed recording kept for this call (its id), if any.
+    /// The id of the call's recording, if one was started (withdrawn ones too: the escrow
+    /// tells whether it is sealed, erased or shredded).
     pub recording: Option<String>,
 }
 

@@ -396,6 +396,7 @@ impl Shell {
         if discard {
             io.deposit = None;
             io.withdrawn = true;
+            io.recording_kept = Some(rec.id().to_string());
             self.res.metrics.withdrawals.fetch_add(1, Ordering::Relaxed);
             tracing::info!(%call, recording = %rec.id(), "consent withdrawn: recording discarded, erasure follows");
         } else {
@@ -565,7 +566,8 @@ impl Shell {
                     leg: call_leg(leg),
                 });
             }
-            MediaReport::Ended { caller, pbx } => {
+            MediaReport::Ended { stats } => {
+                let (caller, pbx) = *stats;
                 tracing::debug!(%call, caller_in = caller.packets_received, pbx_in = pbx.packets_received, "media ended");
             }
         }

@@ -1,0 +1,257 @@
+//! End to end with sipp on loopback: a caller and a PBX, real SIP and RTP through the gateway,
+//! the escrow in process. Needs sipp (Debian sip-tester) and sox; play_pcap_audio needs root.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use callseal_testkit::audio::tone_ratio;
+use callseal_testkit::sipp::{self, Caller, Pbx, SippPorts};
+use common::*;
+
+/// (1) The milestone: consent with digit 1, both directions sealed, decoded by frequency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consenting_caller_is_recorded_in_stereo_caller_left_pbx_right() {
+    let work = tempfile::tempdir().unwrap();
+    let pbx_ports = SippPorts::free();
+    let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
+    let pbx_pcap = pbx_stream(work.path(), PBX_HZ, 8000);
+    let pbx = sipp::spawn(
+        "pbx",
+        work.path(),
+        &Pbx {
+            pcap: Some(pbx_pcap),
+        }
+        .scenario(),
+        pbx_ports,
+        None,
+        Duration::from_secs(40),
+    )
+    .unwrap();
+    let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "1", 7000);
+    let mut caller = Caller::new("+15550100", "counselling", pcap_ms + 300);
+    caller.pcap = Some(pcap);
+    let uac = sipp::spawn(
+        "caller",
+        work.path(),
+        &caller.scenario(),
+        SippPorts::free(),
+        Some(env.sip()),
+        Duration::from_secs(40),
+    )
+    .unwrap();
+    blocking(move || sipp::expect_success(uac, Duration::from_secs(45)))
+        .await
+        .unwrap();
+    blocking(move || sipp::expect_success(pbx, Duration::from_secs(10)))
+        .await
+        .unwrap();
+
+    env.wait_for(Duration::from_secs(10), "the call record", |e| {
+        !e.call_records().is_empty()
+    })
+    .await;
+    let rec = env.call_records().remove(0);
+    assert_eq!(rec["consent"], "consented", "{rec}");
+    assert_eq!(rec["pbx_reached"], true, "{rec}");
+    assert!(rec["caller"].as_str().unwrap().starts_with("C-"), "{rec}");
+    let id = record_recording(&rec).expect("a recording id in the call record");
+    env.wait_for(Duration::from_secs(10), "the deposit", |e| {
+        e.outbox_depth() == 0
+    })
+    .await;
+
+    let info = env.service.recording(&env.admin, &id).unwrap();
+    let consent = info.consent.expect("consent evidence deposited");
+    assert_eq!(consent.digit, Some('1'));
+    assert!(
+        consent.signature.is_some(),
+        "evidence signed by the gateway"
+    );
+    assert!(info.ended_at.is_some(), "end of the recording delivered");
+
+    let wav = env.export(&id).unwrap();
+    assert_eq!(wav.channels.len(), 2);
+    let (left, right) = (&wav.channels[0], &wav.channels[1]);
+    assert!(
+        left.len() > 8000 * 3,
+        "at least 3 s recorded, got {} samples",
+        left.len()
+    );
+    let l = tone_ratio(left, f64::from(CALLER_HZ), f64::from(PBX_HZ));
+    let r = tone_ratio(right, f64::from(PBX_HZ), f64::from(CALLER_HZ));
+    assert!(
+        l > 20.0,
+        "left channel should carry the caller's {CALLER_HZ} Hz (ratio {l:.2})"
+    );
+    assert!(
+        r > 20.0,
+        "right channel should carry the PBX's {PBX_HZ} Hz (ratio {r:.2})"
+    );
+    env.stop().await;
+}
+
+/// (2) Digit 2: the caller is connected to the PBX, nothing is recorded, the record says declined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declining_caller_reaches_the_pbx_and_nothing_is_recorded() {
+    let work = tempfile::tempdir().unwrap();
+    let pbx_ports = SippPorts::free();
+    let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
+    let pbx = sipp::spawn(
+        "pbx",
+        work.path(),
+        &Pbx {
+            pcap: Some(pbx_stream(work.path(), PBX_HZ, 4000)),
+        }
+        .scenario(),
+        pbx_ports,
+        None,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "2", 4000);
+    let mut caller = Caller::new("+15550101", "counselling", pcap_ms + 300);
+    caller.pcap = Some(pcap);
+    let uac = sipp::spawn(
+        "caller",
+        work.path(),
+        &caller.scenario(),
+        SippPorts::free(),
+        Some(env.sip()),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    blocking(move || sipp::expect_success(uac, Duration::from_secs(35)))
+        .await
+        .unwrap();
+    // The PBX answered and got a BYE: it was reached.
+    blocking(move || sipp::expect_success(pbx, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    env.wait_for(Duration::from_secs(10), "the call record", |e| {
+        !e.call_records().is_empty()
+    })
+    .await;
+    let rec = env.call_records().remove(0);
+    assert_eq!(rec["consent"], "declined", "{rec}");
+    assert_eq!(rec["pbx_reached"], true, "{rec}");
+    assert!(rec["recording"].is_null(), "{rec}");
+    assert!(
+        env.recordings().is_empty(),
+        "no sealed file: {:?}",
+        env.recordings()
+    );
+    env.stop().await;
+}
+
+/// (3) Hang-up during the prompt: no recording, and the PBX never sees an INVITE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hang_up_during_the_prompt_never_calls_the_pbx() {
+    let work = tempfile::tempdir().unwrap();
+    // A plain socket where the PBX would be: anything arriving there is a failure.
+    let pbx_sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    pbx_sock
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut env = Env::start(Some(pbx_sock.local_addr().unwrap()), |_| {}).await;
+    let caller = Caller::new("+15550102", "counselling", 1000);
+    let uac = sipp::spawn(
+        "caller",
+        work.path(),
+        &caller.scenario(),
+        SippPorts::free(),
+        Some(env.sip()),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    blocking(move || sipp::expect_success(uac, Duration::from_secs(25)))
+        .await
+        .unwrap();
+    env.wait_for(Duration::from_secs(10), "the call record", |e| {
+        !e.call_records().is_empty()
+    })
+    .await;
+    let rec = env.call_records().remove(0);
+    assert_eq!(rec["consent"], "hung-up", "{rec}");
+    assert_eq!(rec["pbx_reached"], false, "{rec}");
+    assert!(env.recordings().is_empty());
+    let mut buf = [0u8; 2048];
+    assert!(
+        pbx_sock.recv_from(&mut buf).is_err(),
+        "the PBX address received: {:?}",
+        String::from_utf8_lossy(&buf)
+    );
+    env.stop().await;
+}
+
+/// (4) Withdrawal mid-call: the recording is erased; releasing its key fails with `erased`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn withdrawal_mid_call_erases_the_recording() {
+    let work = tempfile::tempdir().unwrap();
+    let pbx_ports = SippPorts::free();
+    let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
+    let pbx = sipp::spawn(
+        "pbx",
+        work.path(),
+        &Pbx {
+            pcap: Some(pbx_stream(work.path(), PBX_HZ, 8000)),
+        }
+        .scenario(),
+        pbx_ports,
+        None,
+        Duration::from_secs(40),
+    )
+    .unwrap();
+    // Consent, 3 s of call, then the withdraw code *9, then 2 s more.
+    let tone =
+        callseal_testkit::audio::ulaw_tone(&work.path().join("c.ulaw"), CALLER_HZ, 10.0).unwrap();
+    let mut s = callseal_testkit::pcap::RtpStream::new(0x0bad_cafe, 0, 101);
+    s.audio(&tone[..4800]);
+    s.digit('1', 100).unwrap();
+    s.audio(&tone[..24_000]);
+    s.digits("*9", 100, 150).unwrap();
+    s.audio(&tone[..16_000]);
+    let pcap = work.path().join("withdraw.pcap");
+    s.write_pcap(&pcap).unwrap();
+    let mut caller = Caller::new("+15550103", "counselling", s.duration_ms() + 300);
+    caller.pcap = Some(pcap);
+    let uac = sipp::spawn(
+        "caller",
+        work.path(),
+        &caller.scenario(),
+        SippPorts::free(),
+        Some(env.sip()),
+        Duration::from_secs(40),
+    )
+    .unwrap();
+    blocking(move || sipp::expect_success(uac, Duration::from_secs(45)))
+        .await
+        .unwrap();
+    blocking(move || sipp::expect_success(pbx, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    env.wait_for(Duration::from_secs(10), "the call record", |e| {
+        !e.call_records().is_empty()
+    })
+    .await;
+    let rec = env.call_records().remove(0);
+    assert_eq!(rec["consent"], "withdrawn", "{rec}");
+    let id = record_recording(&rec).expect("the withdrawn recording's id");
+    env.wait_for(Duration::from_secs(10), "the erasure", |e| {
+        e.outbox_depth() == 0
+    })
+    .await;
+    assert!(
+        env.recordings().is_empty(),
+        "ciphertext removed too: {:?}",
+        env.recordings()
+    );
+    let err = env.export(&id).unwrap_err();
+    assert!(
+        err.starts_with("Erased"),
+        "releasing a withdrawn recording's key must fail with erased: {err}"
+    );
+    env.stop().await;
+}

@@ -5,6 +5,7 @@ mod call;
 mod caller;
 mod consent;
 mod pbx;
+mod reinvite;
 mod sdp_legs;
 
 use std::collections::{HashMap, VecDeque};

@@ -378,3 +378,79 @@ pub fn consent_and_invite(h: &mut H, call: CallHandle, digit: char) -> Message {
     assert_eq!(dest, addr(PBX));
     invite.clone()
 }
+
+/// A bridged call whose PBX leg answered with To-tag `pbx_tag`; returns (call, caller 200, our INVITE).
+pub fn bridged(h: &mut H, id: &str, pbx_tag: &str) -> (CallHandle, Message, Message) {
+    let (call, ok) = answered_call(h, id, CALLER_SDP);
+    let invite = consent_and_invite(h, call, '1');
+    let cmds = h.response(pbx_response(&invite, 200, pbx_tag, Some(PBX_SDP)));
+    assert_eq!(
+        summary(&cmds),
+        ["Ack", "ConfigureMedia Pbx", "BridgeMedia", "StartRecording"]
+    );
+    (call, ok, invite)
+}
+
+pub fn ours(invite: &Message) -> (String, String, String) {
+    let call_id = invite.headers.call_id().expect("call-id").to_owned();
+    let tag = invite
+        .headers
+        .from()
+        .and_then(NameAddr::tag)
+        .expect("tag")
+        .to_owned();
+    let branch = invite
+        .headers
+        .top_via()
+        .and_then(|v| v.branch())
+        .expect("branch")
+        .to_owned();
+    (call_id, tag, branch)
+}
+
+/// Replaces `pairs` in a fixture and parses it.
+pub fn patched(name: &str, pairs: &[(&str, &str)]) -> Message {
+    let mut text = case_text(name);
+    for (from, to) in pairs {
+        text = text.replace(from, to);
+    }
+    Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// A fixture message with its SDP body replaced by another fixture's (Content-Length fixed).
+pub fn with_body(msg: &str, sdp: &[u8], pairs: &[(&str, &str)]) -> Message {
+    let mut text = case_text(msg);
+    for (from, to) in pairs {
+        text = text.replace(from, to);
+    }
+    let head = text.split("\r\n\r\n").next().expect("head").to_owned();
+    let head: Vec<String> = head
+        .lines()
+        .map(|l| {
+            if l.starts_with("Content-Length:") {
+                format!("Content-Length: {}", sdp.len())
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    let mut bytes = head.join("\r\n").into_bytes();
+    bytes.extend_from_slice(b"\r\n\r\n");
+    bytes.extend_from_slice(sdp);
+    Message::parse(&bytes).expect("rebuilt message parses")
+}
+
+pub fn audio(cmds: &[Command], leg: Leg) -> &callseal_call::sdp::NegotiatedAudio {
+    &media_params(cmds, leg)
+        .unwrap_or_else(|| panic!("ConfigureMedia {leg:?} in {:?}", summary(cmds)))
+        .audio
+}
+
+pub fn caller_answer_to(reinvite: &Message, sdp: &str) -> Message {
+    let mut r = Message::response_to(reinvite, callseal_sip::StatusCode::OK, None);
+    r.set_body(
+        Some(callseal_sip::MediaType::sdp()),
+        sdp.as_bytes().to_vec(),
+    );
+    Message::parse(&r.to_bytes()).expect("parses")
+}

@@ -203,6 +203,7 @@ pub fn run(
     let mut total = u32::MAX;
     let mut hard_stop = sched.start + sched.max_warmup + sched.measure + sched.drain + PERIOD * 4;
     let mut next_check = sched.start + sched.min_warmup;
+    let mut all_sent = false;
 
     let mut tx = vec![[0u8; PACKET_LEN]; SEND_BATCH];
     let mut tx_to: Vec<Option<SockaddrIn>> = Vec::with_capacity(SEND_BATCH);
@@ -247,6 +248,12 @@ pub fn run(
         let mut batch_sock = None;
         let mut first_due = now;
         tx_to.clear();
+        if cursor.0 >= total && !all_sent {
+            // A generator that fell behind sends the window late; its packets still
+            // get their drain time instead of being counted as lost.
+            all_sent = true;
+            hard_stop = hard_stop.max(now + sched.drain);
+        }
         while cursor.0 < total && batch < SEND_BATCH && n > 0 {
             let (round, pos) = cursor;
             let due = sched.start + PERIOD * round + phase(pos);

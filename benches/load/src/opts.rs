@@ -59,6 +59,11 @@ pub struct Opts {
     #[arg(long, default_value_t = 1)]
     pub gen_core: usize,
 
+    /// Niceness of the systems under test (start the harness itself with the same,
+    /// as scripts/bench-load does); 0 leaves the priority alone.
+    #[arg(long, default_value_t = -20, allow_hyphen_values = true)]
+    pub nice: i32,
+
     /// Generator sockets per side (caller side, PBX side); calls share them round-robin.
     #[arg(long, default_value_t = 16)]
     pub sockets_per_side: usize,

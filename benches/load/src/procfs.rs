@@ -106,6 +106,20 @@ pub fn sample(pids: &[u32]) -> Sample {
     s
 }
 
+/// This process's niceness (field 19 of /proc/self/stat); 0 if unreadable.
+pub fn own_nice() -> i32 {
+    let text = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = text
+        .rfind(')')
+        .and_then(|i| text.get(i + 1..))
+        .unwrap_or("");
+    // After the command: field 3 is the first, so field 19 is the 17th.
+    rest.split_whitespace()
+        .nth(16)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// (busy, total) ticks of core `cpu` since boot, from its `cpuN` line in /proc/stat.
 pub fn core_ticks(cpu: usize) -> Option<(u64, u64)> {
     let text = fs::read_to_string("/proc/stat").ok()?;
@@ -184,6 +198,18 @@ mod tests {
         let (busy, total) = parse_core_line("cpu0 100 5 50 800 20 3 7 0 0 0").unwrap();
         assert_eq!(total, 985);
         assert_eq!(busy, 165);
+    }
+
+    #[test]
+    fn own_niceness_is_read() {
+        let out = std::process::Command::new("nice")
+            .output()
+            .expect("run nice");
+        let expected: i32 = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("nice prints a number");
+        assert_eq!(own_nice(), expected);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Step {
     pub setup_cpu_ms: Option<f64>,
     pub gen_late_p99_ms: Option<f64>,
     pub own_drops: u64,
+    /// Most streams silent when the window began, over the step's runs.
+    pub silent_streams: usize,
     /// Probes received "before" they were sent: the wall clock stepped during the run.
     pub clock_steps: u64,
     pub first_error: Option<String>,
@@ -76,6 +78,7 @@ pub fn steps(rows: &[Row]) -> Vec<Step> {
                         .map(|u| u as f64 / 1000.0)
                 }),
                 own_drops: ok.iter().map(|m| m.media.own_drops).sum(),
+                silent_streams: ok.iter().map(|m| m.media.silent_streams).max().unwrap_or(0),
                 clock_steps: ok.iter().map(|m| m.media.delay.negative()).sum(),
                 first_error: of.iter().find_map(|r| r.outcome.as_ref().err().cloned()),
             }
@@ -291,6 +294,13 @@ pub fn render(steps: &[Step], reps: usize, markdown: bool) -> String {
                 out,
                 "warning: {}: the generator's own sockets dropped {} datagrams; loss figures are overstated",
                 s.system, s.own_drops
+            );
+        }
+        if s.silent_streams > 0 {
+            let _ = writeln!(
+                out,
+                "warning: {} at {} calls: up to {} of {} streams delivered nothing before the window: the system did not keep up",
+                s.system, s.calls, s.silent_streams, s.streams
             );
         }
         if s.clock_steps > 0 {

@@ -66,6 +66,9 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Setup {
     pub sut_core: usize,
+    /// Niceness the systems run at (the harness is started at the same one by
+    /// scripts/bench-load), so other work on the machine disturbs the measurement less.
+    pub nice: i32,
     pub sip: SocketAddrV4,
     pub ng_port: u16,
     pub rtp_ports: (u16, u16),
@@ -271,9 +274,14 @@ impl Running {
         let err = out
             .try_clone()
             .map_err(|e| BenchError::io("duplicate a log file handle", e))?;
-        // taskset execs the program: the child's pid is the system's pid.
-        let mut cmd = Command::new("taskset");
-        cmd.arg("-c")
+        // nice and taskset exec the program: the child's pid is the system's pid. Where
+        // raising the priority is not permitted, nice says so in the log and runs it anyway.
+        // `nice -n` is relative to the harness's own niceness; --nice is absolute.
+        let increment = setup.nice - crate::procfs::own_nice();
+        let mut cmd = Command::new("nice");
+        cmd.arg("-n").arg(increment.to_string());
+        cmd.arg("taskset")
+            .arg("-c")
             .arg(setup.sut_core.to_string())
             .arg(program)
             .args(args);
@@ -282,7 +290,7 @@ impl Running {
             .stdout(out)
             .stderr(err);
         let command = format!(
-            "taskset -c {} {} {}",
+            "nice -n {increment} taskset -c {} {} {}",
             setup.sut_core,
             program.display(),
             args.join(" ")

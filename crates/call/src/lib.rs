@@ -13,7 +13,7 @@
 
 pub mod command;
 pub mod config;
-pub mod dialog;
+mod dialog;
 pub mod error;
 pub mod identity;
 mod ids;

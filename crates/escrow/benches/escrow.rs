@@ -38,15 +38,36 @@ fn config() -> ServiceConfig {
 }
 
 fn setup() -> Bench {
-    let dir = tempfile::tempdir_in(std::env::var_os("CALLSEAL_BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into())).unwrap();
+    let dir = tempfile::tempdir_in(
+        std::env::var_os("CALLSEAL_BENCH_DIR").unwrap_or_else(|| std::env::temp_dir().into()),
+    )
+    .unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let report = datadir::init(dir.path(), &InitOptions::default(), &config(), clock.clone()).unwrap();
+    let report = datadir::init(
+        dir.path(),
+        &InitOptions::default(),
+        &config(),
+        clock.clone(),
+    )
+    .unwrap();
     let token = std::fs::read_to_string(&report.gateway_token_file).unwrap();
     let svc = Arc::new(Service::open(&DataDir::new(dir.path()), config(), clock.clone()).unwrap());
     let gateway = svc.authenticate(token.trim()).unwrap();
-    let table = svc.epoch_table(&gateway).unwrap().verify(&svc.identity_public()).unwrap();
+    let table = svc
+        .epoch_table(&gateway)
+        .unwrap()
+        .verify(&svc.identity_public())
+        .unwrap();
     let e = table.epoch_for(T0, None).unwrap().clone();
-    Bench { data: dir.path().to_owned(), _dir: dir, svc, clock, gateway, epoch: e.epoch, public: e.public_key }
+    Bench {
+        data: dir.path().to_owned(),
+        _dir: dir,
+        svc,
+        clock,
+        gateway,
+        epoch: e.epoch,
+        public: e.public_key,
+    }
 }
 
 /// Deposits with real HPKE-wrapped keys (wrapping is the gateway's work, done before timing).
@@ -64,7 +85,13 @@ fn deposits(b: &Bench, n: usize) -> Vec<Deposit> {
                 gateway: GatewayId::new("gateway").unwrap(),
                 started_at: T0,
                 ended_at: Some(T0.plus_ms(600_000)),
-                consent: ConsentEvidence { digit: Some('1'), decided_at: T0, prompt_sha256: "ab".repeat(32), gateway_key: None, signature: None },
+                consent: ConsentEvidence {
+                    digit: Some('1'),
+                    decided_at: T0,
+                    prompt_sha256: "ab".repeat(32),
+                    gateway_key: None,
+                    signature: None,
+                },
             }
         })
         .collect()
@@ -92,7 +119,9 @@ fn raw_insert_rate(batch: usize, n: usize) -> f64 {
         c.execute_batch("BEGIN IMMEDIATE").unwrap();
         {
             let mut r = c.prepare_cached("INSERT INTO recordings VALUES (?1, 1, 'general', 'C-7KQ2-9XMD', 'gateway', 1, 2, ?2, ?3, 3, 'active', NULL, NULL)").unwrap();
-            let mut k = c.prepare_cached("INSERT INTO keys (id, kind, epoch, sealed) VALUES (?1, 0, 1, ?2)").unwrap();
+            let mut k = c
+                .prepare_cached("INSERT INTO keys (id, kind, epoch, sealed) VALUES (?1, 0, 1, ?2)")
+                .unwrap();
             for _ in 0..batch {
                 id += 1;
                 let key = [id.to_be_bytes(), id.to_le_bytes()].concat();
@@ -107,7 +136,9 @@ fn raw_insert_rate(batch: usize, n: usize) -> f64 {
 
 fn raw_db(path: &std::path::Path) -> Connection {
     let c = Connection::open(path).unwrap();
-    let _: String = c.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).unwrap();
+    let _: String = c
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
     c.pragma_update(None, "synchronous", "FULL").unwrap();
     c.pragma_update(None, "secure_delete", "ON").unwrap();
     c.execute_batch(
@@ -123,12 +154,19 @@ fn raw_db(path: &std::path::Path) -> Connection {
 
 /// Fills `epoch` with `n` recordings directly through the storage layer (set-up, not timed:
 /// the deposit path is measured above), sealed under the real keyring.
-fn fill(data: &std::path::Path, epoch: EpochId, public: &callseal_recording::keys::PublicKey, n: usize) {
+fn fill(
+    data: &std::path::Path,
+    epoch: EpochId,
+    public: &callseal_recording::keys::PublicKey,
+    n: usize,
+) {
     let dir = DataDir::new(data);
     let kr = Keyring::open(&dir.keyring()).unwrap();
     let mut store = SqliteStore::open(&dir.database()).unwrap();
     let key = DataKey::generate().unwrap();
-    let proto = wrap(&key, RecordingId::from_bytes([0; 16]), epoch, public).unwrap().to_bytes();
+    let proto = wrap(&key, RecordingId::from_bytes([0; 16]), epoch, public)
+        .unwrap()
+        .to_bytes();
     let mut done = 0;
     while done < n {
         let mut tx = store.begin().unwrap();
@@ -153,7 +191,9 @@ fn fill(data: &std::path::Path, epoch: EpochId, public: &callseal_recording::key
                 destroyed_at: None,
             })
             .unwrap();
-            let sealed = kr.seal(&callseal_escrow::keyring::RowSlot::RecordingKey(id), &proto).unwrap();
+            let sealed = kr
+                .seal(&callseal_escrow::keyring::RowSlot::RecordingKey(id), &proto)
+                .unwrap();
             tx.key_put(&id, KeyKind::Epoch, epoch.0, &sealed).unwrap();
         }
         tx.commit().unwrap();
@@ -167,20 +207,32 @@ fn raw_delete_secs(n: usize) -> f64 {
     let blob = vec![7u8; 131];
     c.execute_batch("BEGIN").unwrap();
     {
-        let mut k = c.prepare("INSERT INTO keys (id, kind, epoch, sealed) VALUES (?1, 0, 1, ?2)").unwrap();
+        let mut k = c
+            .prepare("INSERT INTO keys (id, kind, epoch, sealed) VALUES (?1, 0, 1, ?2)")
+            .unwrap();
         for i in 0..n as u64 {
-            k.execute(params![[i.to_be_bytes(), i.to_le_bytes()].concat(), blob]).unwrap();
+            k.execute(params![[i.to_be_bytes(), i.to_le_bytes()].concat(), blob])
+                .unwrap();
         }
     }
     c.execute_batch("COMMIT").unwrap();
     let t = Instant::now();
-    c.execute("DELETE FROM keys WHERE epoch = 1 AND kind = 0", []).unwrap();
-    let _: (i64, i64, i64) = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    c.execute("DELETE FROM keys WHERE epoch = 1 AND kind = 0", [])
+        .unwrap();
+    let _: (i64, i64, i64) = c
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
     t.elapsed().as_secs_f64()
 }
 
 fn verdict(ok: bool) -> &'static str {
-    if ok { "meets the target" } else { "MISSES the target" }
+    if ok {
+        "meets the target"
+    } else {
+        "MISSES the target"
+    }
 }
 
 fn main() {
@@ -190,12 +242,21 @@ fn main() {
     let batched = deposit_rate(&b, 100, n);
     let single = deposit_rate(&b, 1, 2_000);
     let raw = raw_insert_rate(100, n);
-    println!("deposits, batches of 100 (outbox flush): {batched:>9.0}/s  target >= 5000/s: {}", verdict(batched >= 5000.0));
+    println!(
+        "deposits, batches of 100 (outbox flush): {batched:>9.0}/s  target >= 5000/s: {}",
+        verdict(batched >= 5000.0)
+    );
     println!("deposits, one per request/transaction:  {single:>9.0}/s  (each commit is an fsync)");
-    println!("reference: raw SQLite inserts (same rows, same pragmas, batches of 100): {raw:.0}/s; escrow/raw = {:.2}", batched / raw);
+    println!(
+        "reference: raw SQLite inserts (same rows, same pragmas, batches of 100): {raw:.0}/s; escrow/raw = {:.2}",
+        batched / raw
+    );
 
     // Criterion view of one batch of 100 (fresh ids every iteration).
-    let mut c = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
     c.bench_function("deposit_batch_100", |bench| {
         bench.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -211,20 +272,43 @@ fn main() {
     drop(b);
 
     // Shredding one epoch.
-    let n: usize = std::env::var("CALLSEAL_BENCH_SHRED_N").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = std::env::var("CALLSEAL_BENCH_SHRED_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let mut b = setup();
     let other = 10_000;
     // Another epoch's rows: the rotation after the shred must re-seal them.
     let later = {
-        let table = b.svc.epoch_table(&b.gateway).unwrap().verify(&b.svc.identity_public()).unwrap();
-        table.epochs.iter().find(|e| e.epoch != b.epoch).unwrap().clone()
+        let table = b
+            .svc
+            .epoch_table(&b.gateway)
+            .unwrap()
+            .verify(&b.svc.identity_public())
+            .unwrap();
+        table
+            .epochs
+            .iter()
+            .find(|e| e.epoch != b.epoch)
+            .unwrap()
+            .clone()
     };
-    let (svc, clock, data, epoch, public) = (b.svc, b.clock.clone(), b.data.clone(), b.epoch, b.public.clone());
+    let (svc, clock, data, epoch, public) = (
+        b.svc,
+        b.clock.clone(),
+        b.data.clone(),
+        b.epoch,
+        b.public.clone(),
+    );
     drop(svc);
     let t = Instant::now();
     fill(&data, epoch, &public, n);
     fill(&data, later.epoch, &later.public_key, other);
-    println!("(set-up: {} + {other} recordings written in {:.1} s)", n, t.elapsed().as_secs_f64());
+    println!(
+        "(set-up: {} + {other} recordings written in {:.1} s)",
+        n,
+        t.elapsed().as_secs_f64()
+    );
     b.svc = Arc::new(Service::open(&DataDir::new(&data), config(), clock.clone()).unwrap());
     for _ in 0..30 {
         clock.advance(Duration::from_millis(DAY_MS));
@@ -241,10 +325,19 @@ fn main() {
     let raw = raw_delete_secs(n);
     let per_million = secs * 1_000_000.0 / n as f64;
     if n == 1_000_000 {
-        println!("shred of an epoch of 1 000 000 recordings (delete, receipt, audit, re-seal {other} others, checkpoint, key rotation): {secs:.2} s  target < 10 s: {}", verdict(secs < 10.0));
+        println!(
+            "shred of an epoch of 1 000 000 recordings (delete, receipt, audit, re-seal {other} others, checkpoint, key rotation): {secs:.2} s  target < 10 s: {}",
+            verdict(secs < 10.0)
+        );
     } else {
         println!("shred of an epoch of {n} recordings: {secs:.2} s");
-        println!("EXTRAPOLATED linearly to 1 000 000 recordings: {per_million:.2} s  target < 10 s: {}", verdict(per_million < 10.0));
+        println!(
+            "EXTRAPOLATED linearly to 1 000 000 recordings: {per_million:.2} s  target < 10 s: {}",
+            verdict(per_million < 10.0)
+        );
     }
-    println!("reference: raw SQLite delete of {n} key rows + checkpoint (secure_delete on): {raw:.2} s; escrow/raw = {:.2}", secs / raw);
+    println!(
+        "reference: raw SQLite delete of {n} key rows + checkpoint (secure_delete on): {raw:.2} s; escrow/raw = {:.2}",
+        secs / raw
+    );
 }

@@ -27,6 +27,8 @@ mod pump;
 
 const RETRANSMIT: Duration = Duration::from_millis(1000);
 const MAX_TRIES: u32 = 4;
+/// Most new INVITEs sent per turn of the setup loop (a turn waits up to 5 ms).
+const BURST: usize = 16;
 
 /// How to set up calls.
 #[derive(Debug, Clone)]
@@ -233,7 +235,9 @@ impl Driver {
                 break;
             }
             let in_progress = self.calls.len().saturating_sub(failed + legs.min(answered));
-            let mut room = plan.window.saturating_sub(in_progress);
+            // New INVITEs per turn are capped so a window opening at once does not
+            // arrive as one burst that overflows the system's socket buffer.
+            let mut room = plan.window.saturating_sub(in_progress).min(BURST);
             while room > 0 && self.calls.len() < plan.calls {
                 self.invite(plan, pool)?;
                 room -= 1;

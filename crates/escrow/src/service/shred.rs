@@ -58,6 +58,8 @@ impl Service {
     /// One retention round: create missing epochs, begin and complete due shreds (only with a
     /// trusted clock), raise clock alerts. The shell calls it on a timer.
     pub fn tick(&self) -> Result<TickReport, EscrowError> {
+        // Finish a rotation an earlier failure (e.g. a blocked checkpoint) left half done.
+        self.rotate()?;
         let (wall, mono) = (self.now(), self.clock.mono());
         let plan = {
             let mut inner = self.lock()?;

@@ -724,6 +724,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn our_connection_zeroes_deleted_content_and_syncs_fully() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let sd: i64 = s
+            .conn
+            .query_row("PRAGMA secure_delete", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = s
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((sd, sync), (1, 2), "secure_delete=ON, synchronous=FULL");
+    }
+
+    #[test]
     fn migrations_apply_once_and_refuse_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("db");
@@ -734,10 +749,10 @@ mod tests {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len() as i64);
-        let sd: i64 = c
-            .query_row("PRAGMA secure_delete", [], |r| r.get(0))
+        let mode: String = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(sd, 0, "secure_delete is per connection; ours sets it");
+        assert_eq!(mode, "wal", "WAL mode is persistent in the file");
         c.pragma_update(None, "user_version", 99).unwrap();
         drop(c);
         assert!(matches!(

@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// Where consenting callers are bridged to, e.g. sip:counselling@pbx.hospital.example.
     #[arg(long, value_name = "URI")]
     pub pbx: Option<String>,
+    /// HTTPS listen address of the in-process escrow's API (`serve` only; default: the address
+    /// in the data folder's escrow.url, 127.0.0.1:7443 after `init`). Port 0 picks a free port
+    /// and writes it to escrow.url, where the other commands find it.
+    #[arg(long, value_name = "ADDR")]
+    pub escrow_listen: Option<String>,
     #[command(flatten)]
     pub test_clock: TestClock,
 }

@@ -91,16 +91,23 @@ pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), Cl
             );
         }
         let dir = callseal_escrow::DataDir::new(&config.data_dir);
-        let listen = dir
-            .url()
-            .and_then(|u| {
-                u.trim()
-                    .trim_start_matches("https://")
-                    .trim_end_matches('/')
-                    .parse::<SocketAddr>()
-                    .ok()
-            })
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443)));
+        let listen = match &a.escrow_listen {
+            Some(addr) => addr.parse::<SocketAddr>().map_err(|_| CliError::Usage {
+                message: format!(
+                    "--escrow-listen {addr} is not an IP:PORT address, e.g. 127.0.0.1:7443"
+                ),
+            })?,
+            None => dir
+                .url()
+                .and_then(|u| {
+                    u.trim()
+                        .trim_start_matches("https://")
+                        .trim_end_matches('/')
+                        .parse::<SocketAddr>()
+                        .ok()
+                })
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
+        };
         let server = callseal_escrow::server::Server::bind(
             local.service.clone(),
             &dir,

@@ -221,6 +221,13 @@ pub enum EscrowError {
         at: crate::ids::Timestamp,
     },
     #[error(
+        "epoch {epoch} was destroyed on {at}; its keys can never be recovered, so there is no shred left to cancel"
+    )]
+    EpochDestroyed {
+        epoch: u32,
+        at: crate::ids::Timestamp,
+    },
+    #[error(
         "epoch {epoch} is pending destruction; its keys are unusable unless an admin cancels the shred"
     )]
     ShredPending { epoch: u32 },
@@ -284,7 +291,9 @@ impl EscrowError {
             EscrowError::UnknownRecording { .. } => ErrorCode::UnknownRecording,
             EscrowError::UnknownOperator { .. } => ErrorCode::UnknownOperator,
             EscrowError::UnknownEpoch { .. } => ErrorCode::UnknownEpoch,
-            EscrowError::KeyShredded { .. } => ErrorCode::KeyShredded,
+            EscrowError::KeyShredded { .. } | EscrowError::EpochDestroyed { .. } => {
+                ErrorCode::KeyShredded
+            }
             EscrowError::ShredPending { .. } => ErrorCode::ShredPending,
             EscrowError::Erased { .. } => ErrorCode::Erased,
             EscrowError::LegalHold { .. } => ErrorCode::LegalHold,
@@ -337,6 +346,13 @@ impl EscrowError {
             EscrowError::KeyShredded { id, at } => {
                 json!({ "id": id, "at": at, "date": at.to_string() })
             }
+            // `id` names the epoch too, for clients that read the id of every `key_shredded`.
+            EscrowError::EpochDestroyed { epoch, at } => json!({
+                "epoch": epoch,
+                "id": format!("epoch {epoch}"),
+                "at": at,
+                "date": at.to_string(),
+            }),
             EscrowError::Erased { id, at } => {
                 json!({ "id": id, "at": at, "date": at.map(|t| t.to_string()) })
             }

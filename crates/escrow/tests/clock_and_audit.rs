@@ -1,5 +1,6 @@
 //! Wall-clock jumps (the shred waits for an operator's confirm; backward jumps only delay) and
-//! audit tampering (every edit, deletion, reorder or forged signature is found).
+//! audit tampering (every edit, deletion, reorder or forged signature is found); an audit entry
+//! that cannot be written stops a deposit, an erasure or a shred, leaving no trace.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -227,4 +228,213 @@ fn audit_tampering_is_detected() {
     });
     assert!(!v.ok);
     assert!(v.problem.as_deref().unwrap().contains("signature"), "{v:?}");
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, EscrowError>) -> ErrorCode {
+    r.err().map(|e| e.code()).expect("expected an error")
+}
+
+/// A recording of `line` sealed to the epoch the gateway would pick, not yet deposited.
+fn undeposited(env: &Env, line: &LineId) -> Sealed {
+    let table = env
+        .svc
+        .epoch_table(&env.gateway)
+        .unwrap()
+        .verify(&env.svc.identity_public())
+        .unwrap();
+    let e = table.epoch_for(T0, Some(line)).unwrap().clone();
+    sealed(e.epoch, &e.public_key)
+}
+
+#[test]
+fn a_deposit_is_refused_when_the_audit_cannot_be_written() {
+    let env = env();
+    let line = LineId::new("ivf").unwrap();
+    let one = undeposited(&env, &line);
+    let batch: Vec<Sealed> = (0..3).map(|_| undeposited(&env, &line)).collect();
+    let first = undeposited(&env, &line);
+    let mut start = first.deposit(T0, &line);
+    start.ended_at = None;
+    env.svc.deposit(&env.gateway, &start).unwrap();
+
+    env.svc.faults.fail_audit(true);
+    let before = snapshot(&env);
+    assert_eq!(
+        code(env.svc.deposit(&env.gateway, &one.deposit(T0, &line))),
+        ErrorCode::AuditUnavailable
+    );
+    let ds: Vec<Deposit> = batch.iter().map(|s| s.deposit(T0, &line)).collect();
+    assert_eq!(
+        code(env.svc.deposit_batch(&env.gateway, &ds)),
+        ErrorCode::AuditUnavailable
+    );
+    // Completing an earlier deposit with its end time is refused too.
+    assert_eq!(
+        code(env.svc.deposit(&env.gateway, &first.deposit(T0, &line))),
+        ErrorCode::AuditUnavailable
+    );
+    assert_eq!(snapshot(&env), before);
+    env.svc.faults.fail_audit(false);
+
+    assert_eq!(
+        code(env.svc.recording(&env.admin, &one.id)),
+        ErrorCode::UnknownRecording
+    );
+    assert_eq!(
+        env.svc.recording(&env.admin, &first.id).unwrap().ended_at,
+        None
+    );
+    // Once the audit works again, the same deposits are stored, each request audited.
+    assert_eq!(
+        env.svc
+            .deposit(&env.gateway, &one.deposit(T0, &line))
+            .unwrap(),
+        DepositOutcome::Stored
+    );
+    let mut mixed = ds.clone();
+    mixed.push(first.deposit(T0, &line));
+    let outcomes: Vec<DepositOutcome> = env
+        .svc
+        .deposit_batch(&env.gateway, &mixed)
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(outcomes.last(), Some(&DepositOutcome::Updated));
+    let deposits: Vec<(Option<String>, String)> = audit(&env)
+        .into_iter()
+        .filter(|e| e.action == "deposit")
+        .map(|e| (e.target, e.outcome))
+        .collect();
+    let done = |s: usize, u: usize| {
+        format!("done: {s} stored, {u} updated, 0 already stored, 0 discarded, 0 refused")
+    };
+    assert_eq!(
+        deposits,
+        [
+            (Some(format!("recording {}", first.id)), done(1, 0)),
+            (Some(format!("recording {}", one.id)), done(1, 0)),
+            (None, done(3, 1)),
+        ]
+    );
+    assert!(env.svc.verify_audit(&env.admin).unwrap().ok);
+}
+
+#[test]
+fn an_erasure_is_refused_when_the_audit_cannot_be_written() {
+    let env = env();
+    let line = LineId::new("ivf").unwrap();
+    let s = env.deposit(T0, "ivf");
+    let late = undeposited(&env, &line);
+    let l = env.listener("ana");
+
+    env.svc.faults.fail_audit(true);
+    let before = snapshot(&env);
+    assert_eq!(
+        code(env.svc.erase(&env.admin, &s.id, "deletion request")),
+        ErrorCode::AuditUnavailable
+    );
+    assert_eq!(
+        code(env.svc.erase(&env.gateway, &late.id, "consent withdrawn")),
+        ErrorCode::AuditUnavailable,
+        "tombstone for a deposit still on its way"
+    );
+    assert_eq!(snapshot(&env), before);
+    env.svc.faults.fail_audit(false);
+
+    assert_eq!(
+        env.svc.recording(&env.admin, &s.id).unwrap().status,
+        RecordingStatus::Sealed
+    );
+    let r = env
+        .svc
+        .release_key(&l.actor, &s.id, "review", &l.secret.public_key())
+        .unwrap();
+    assert!(s.opens_with(&r.wrapped_key, &l.secret));
+    assert_eq!(
+        env.svc
+            .deposit(&env.gateway, &late.deposit(T0, &line))
+            .unwrap(),
+        DepositOutcome::Stored,
+        "no tombstone was left"
+    );
+    assert!(env.svc.receipts(&env.admin, None).unwrap().is_empty());
+}
+
+#[test]
+fn a_shred_is_not_carried_out_when_the_audit_cannot_be_written() {
+    let env = env();
+    let s = env.deposit(T0, "general");
+    let held = env.deposit(T0, "general");
+    env.svc.hold(&env.admin, &held.id, "litigation").unwrap();
+    let l = env.listener("ana");
+    let epoch = s.epoch.0;
+    let opens = |env: &Env, r: &Sealed| {
+        let rel = env
+            .svc
+            .release_key(&l.actor, &r.id, "review", &l.secret.public_key())
+            .unwrap();
+        r.opens_with(&rel.wrapped_key, &l.secret)
+    };
+    let state = |env: &Env| {
+        env.svc
+            .epochs(&env.admin)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.epoch == epoch)
+            .unwrap()
+            .state
+    };
+    // Begin, then cancel for half an hour: the next begin falls on a day whose epochs exist, so
+    // the failing round reaches the shred itself.
+    env.clock.advance(Duration::from_millis(31 * DAY as u64));
+    assert_eq!(env.svc.tick().unwrap().begun, vec![epoch]);
+    let until = env.clock.wall().plus_ms(1_800_000);
+    env.svc.cancel_shred(&env.admin, epoch, until).unwrap();
+
+    // Phase one refused.
+    env.svc.faults.fail_audit(true);
+    let before = snapshot(&env);
+    env.clock.advance(Duration::from_secs(1800));
+    assert_eq!(code(env.svc.tick()), ErrorCode::AuditUnavailable);
+    assert_eq!(snapshot(&env), before);
+    env.svc.faults.fail_audit(false);
+    assert_eq!(state(&env), EpochState::Active);
+    assert!(opens(&env, &s));
+    assert_eq!(env.svc.tick().unwrap().begun, vec![epoch]);
+
+    // Phase two refused: the secret, the wrapped keys and the table key are all still there.
+    env.svc.faults.fail_audit(true);
+    let before = snapshot(&env);
+    env.clock.advance(Duration::from_secs(3600));
+    assert_eq!(code(env.svc.tick()), ErrorCode::AuditUnavailable);
+    assert_eq!(snapshot(&env), before);
+    env.svc.faults.fail_audit(false);
+    assert_eq!(state(&env), EpochState::PendingShred);
+    assert!(env.svc.receipts(&env.admin, None).unwrap().is_empty());
+    assert_eq!(env.svc.tick().unwrap().destroyed, vec![epoch]);
+    assert_eq!(
+        code(
+            env.svc
+                .release_key(&l.actor, &s.id, "review", &l.secret.public_key())
+        ),
+        ErrorCode::KeyShredded
+    );
+
+    // Lifting the hold after expiry (a destruction too) is refused the same way.
+    env.svc.faults.fail_audit(true);
+    let before = snapshot(&env);
+    assert_eq!(
+        code(env.svc.release_hold(&env.admin, &held.id)),
+        ErrorCode::AuditUnavailable
+    );
+    assert_eq!(snapshot(&env), before);
+    env.svc.faults.fail_audit(false);
+    assert!(opens(&env, &held));
+    env.svc.release_hold(&env.admin, &held.id).unwrap();
+    assert_eq!(
+        env.svc.recording(&env.admin, &held.id).unwrap().status,
+        RecordingStatus::Shredded
+    );
+    assert!(env.svc.verify_audit(&env.admin).unwrap().ok);
 }

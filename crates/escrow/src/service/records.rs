@@ -85,6 +85,24 @@ fn digest(d: &Deposit) -> Result<[u8; 32], EscrowError> {
     Ok(Sha256::digest(&bytes).into())
 }
 
+/// The audit outcome of a deposit request: how many deposits ended which way.
+fn deposit_outcome(results: &[Result<DepositOutcome, EscrowError>]) -> String {
+    let n = |want: DepositOutcome| {
+        results
+            .iter()
+            .filter(|r| matches!(r, Ok(o) if *o == want))
+            .count()
+    };
+    let refused = results.iter().filter(|r| r.is_err()).count();
+    format!(
+        "done: {} stored, {} updated, {} already stored, {} discarded, {refused} refused",
+        n(DepositOutcome::Stored),
+        n(DepositOutcome::Updated),
+        n(DepositOutcome::AlreadyStored),
+        n(DepositOutcome::Discarded),
+    )
+}
+
 /// Checks the gateway's signature over the consent evidence, pinning the gateway's key on first
 /// use. Evidence without signature fields is accepted unsigned.
 fn check_consent_signature(tx: &mut dyn Tx, actor: &Actor, d: &Deposit) -> Result<(), EscrowError> {
@@ -259,12 +277,25 @@ impl Service {
     ) -> Result<Vec<Result<DepositOutcome, EscrowError>>, EscrowError> {
         self.authorize(actor, Action::Deposit)?;
         let now = self.now();
-        let results = self.write(|_, tx, kr| {
+        let results = self.write(|s, tx, kr| {
             let mut epochs: HashMap<u32, EpochRow> = HashMap::new();
             let mut out = Vec::with_capacity(deposits.len());
             for d in deposits {
                 out.push(Self::deposit_one(tx, kr, &mut epochs, actor, d, now));
             }
+            // One entry per request, in the same transaction: without it nothing is stored.
+            let target = match deposits {
+                [d] => Some(format!("recording {}", d.recording)),
+                _ => None,
+            };
+            s.audit_append(
+                tx,
+                actor.operator.as_str(),
+                "deposit",
+                target.as_deref(),
+                None,
+                &deposit_outcome(&out),
+            )?;
             Ok(out)
         })?;
         for r in &results {

@@ -379,8 +379,8 @@ impl Service {
             match row.phase {
                 EpochPhase::PendingDestruction => {}
                 EpochPhase::Destroyed => {
-                    return Err(EscrowError::KeyShredded {
-                        id: target.clone(),
+                    return Err(EscrowError::EpochDestroyed {
+                        epoch,
                         at: row.destroyed_at.unwrap_or(row.shred_after),
                     });
                 }

@@ -2,7 +2,7 @@
 //! init accounts, listeners with their own keys, and deposits of real HPKE-wrapped keys.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use callseal_recording::keys::{
     DataKey, EpochId, RecordingId, SecretKey, WrappedKey, unwrap, wrap,
 };
 use callseal_recording::{Leg, Reader, Writer, WriterConfig};
+use rusqlite::OptionalExtension;
 
 /// 2025-12-03T00:00Z.
 pub const T0: Timestamp = Timestamp::from_unix_ms(1_764_720_000_000);
@@ -240,4 +241,96 @@ pub fn audit(env: &Env) -> Vec<AuditEntry> {
 /// Finds `needle` in `hay`.
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The escrow's files that may hold key material: database, WAL, shared memory, keyring.
+pub fn escrow_files(data: &Path) -> Vec<(String, Vec<u8>)> {
+    ["escrow.db", "escrow.db-wal", "escrow.db-shm", "keyring"]
+        .iter()
+        .filter_map(|n| {
+            std::fs::read(data.join("escrow").join(n))
+                .ok()
+                .map(|b| (n.to_string(), b))
+        })
+        .collect()
+}
+
+/// Every `(what, bytes)` needle found in an escrow file, as "what in file".
+pub fn scan(data: &Path, needles: &[(&str, Vec<u8>)]) -> Vec<String> {
+    let mut hits = Vec::new();
+    for (name, bytes) in escrow_files(data) {
+        for (what, n) in needles {
+            if contains(&bytes, n) {
+                hits.push(format!("{what} in {name}"));
+            }
+        }
+    }
+    hits
+}
+
+/// The current table key, read from the keyring file (magic, version, flag, generation, key).
+pub fn table_key(env: &Env) -> Vec<u8> {
+    std::fs::read(env.datadir().keyring()).unwrap()[14..46].to_vec()
+}
+
+/// A recording's sealed key row of `kind` (0: wrapped to its epoch, 1: to the hold key).
+pub fn sealed_key_row(env: &Env, id: &RecordingId, kind: i64) -> Option<Vec<u8>> {
+    let c = rusqlite::Connection::open(env.datadir().database()).unwrap();
+    c.query_row(
+        "SELECT sealed FROM keys WHERE id = ?1 AND kind = ?2",
+        rusqlite::params![id.as_bytes().as_slice(), kind],
+        |r| r.get(0),
+    )
+    .optional()
+    .unwrap()
+}
+
+/// How many key rows a recording has left.
+pub fn key_rows(env: &Env, id: &RecordingId) -> i64 {
+    let c = rusqlite::Connection::open(env.datadir().database()).unwrap();
+    c.query_row(
+        "SELECT COUNT(*) FROM keys WHERE id = ?1",
+        [id.as_bytes().as_slice()],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+/// Everything the escrow stores: every row of every table, and the keyring file. Two equal
+/// snapshots mean an operation left no trace.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    tables: Vec<(String, Vec<Vec<rusqlite::types::Value>>)>,
+    keyring: Vec<u8>,
+}
+
+pub fn snapshot(env: &Env) -> Snapshot {
+    let c = rusqlite::Connection::open(env.datadir().database()).unwrap();
+    let names: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(names.len() >= 10, "{names:?}");
+    let tables = names
+        .into_iter()
+        .map(|t| {
+            let mut st = c
+                .prepare(&format!("SELECT * FROM {t} ORDER BY 1, 2"))
+                .unwrap();
+            let n = st.column_count();
+            let rows = st
+                .query_map([], |r| (0..n).map(|i| r.get(i)).collect())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            (t, rows)
+        })
+        .collect();
+    Snapshot {
+        tables,
+        keyring: std::fs::read(env.datadir().keyring()).unwrap(),
+    }
 }

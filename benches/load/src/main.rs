@@ -84,6 +84,8 @@ fn real_main(opts: Opts) -> Result<ExitCode, BenchError> {
         .callseal_bin
         .clone()
         .unwrap_or_else(default_callseal_bin);
+    // The systems run in their own run folders: a relative path must not depend on the cwd.
+    let callseal_bin = std::fs::canonicalize(&callseal_bin).unwrap_or(callseal_bin);
     if kinds.iter().any(|k| matches!(k, Kind::Callseal { .. })) && !callseal_bin.exists() {
         let why = BenchError::CallsealMissing {
             path: callseal_bin.clone(),
@@ -113,6 +115,7 @@ fn real_main(opts: Opts) -> Result<ExitCode, BenchError> {
             callseal_bin,
             callseal_args: opts.callseal_args.clone(),
             callseal_init: opts.callseal_init.clone(),
+            prompt_ms: opts.prompt_ms,
             work: work.clone(),
         },
         min_warmup: Duration::from_secs_f64(opts.warmup.max(0.0)),

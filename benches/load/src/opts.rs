@@ -96,6 +96,12 @@ pub struct Opts {
     #[arg(long, default_value = "--data {data} init")]
     pub callseal_init: String,
 
+    /// Length of each of the gateway's prompts in ms (the harness writes them). The spoken
+    /// prompts last 3-33 s of the caller's time, which would make setups/s measure the
+    /// prompts, not the gateway; 0 keeps the built-in spoken prompts.
+    #[arg(long, default_value_t = 200)]
+    pub prompt_ms: u32,
+
     /// Fail (instead of skipping callseal) when the callseal binary is missing or not ready.
     #[arg(long)]
     pub require_callseal: bool,

@@ -77,6 +77,8 @@ pub struct Setup {
     pub callseal_args: String,
     /// Arguments run once before, to create the data folder (empty: none).
     pub callseal_init: String,
+    /// Length of the prompts the harness writes for the gateway (0: the built-in ones).
+    pub prompt_ms: u32,
     pub work: PathBuf,
 }
 
@@ -156,7 +158,17 @@ impl Running {
                 let recordings = data.join("recordings");
                 let config = dir.join("callseal.toml");
                 let pbx_uri = format!("sip:pbx@{pbx}");
-                let text = callseal_config(&data, &recordings, setup, &pbx_uri, calls);
+                let prompts = (setup.prompt_ms > 0)
+                    .then(|| write_prompts(&dir.join("prompts"), setup.prompt_ms))
+                    .transpose()?;
+                let text = callseal_config(
+                    &data,
+                    &recordings,
+                    prompts.as_deref(),
+                    setup,
+                    &pbx_uri,
+                    calls,
+                );
                 fs::write(&config, text)
                     .map_err(|e| BenchError::io("write the callseal configuration", e))?;
                 let fill = |template: &str| -> Vec<String> {
@@ -342,16 +354,21 @@ impl Drop for Running {
 fn callseal_config(
     data: &Path,
     recordings: &Path,
+    prompts: Option<&Path>,
     setup: &Setup,
     pbx: &str,
     calls: usize,
 ) -> String {
+    let prompts = prompts
+        .map(|p| format!("[prompts]\nfolder = {:?}\n\n", p.display().to_string()))
+        .unwrap_or_default();
     format!(
         "# Written by callseal-loadbench for one run.\n\
          data_dir = {data:?}\n\n\
          [sip]\nudp = [\"{sip}\"]\ntcp = []\npbx = \"{pbx}\"\n\n\
          [media]\nbind = \"127.0.0.1\"\nport_min = {min}\nport_max = {max}\n\n\
          [recording]\nfolder = {recordings:?}\n\n\
+         {prompts}\
          [limits]\nmax_calls = {max_calls}\n",
         data = data.display().to_string(),
         sip = setup.sip,
@@ -360,6 +377,49 @@ fn callseal_config(
         recordings = recordings.display().to_string(),
         max_calls = calls + calls / 4 + 16,
     )
+}
+
+/// The gateway's six prompts as `ms` of a quiet 425 Hz tone each (8 kHz mono 16-bit PCM WAV,
+/// what the gateway requires), so that call setup is timed by the gateway, not by speech.
+fn write_prompts(dir: &Path, ms: u32) -> Result<PathBuf, BenchError> {
+    const NAMES: [&str; 6] = [
+        "consent",
+        "confirm-yes",
+        "confirm-no",
+        "withdrawn",
+        "survey",
+        "thanks",
+    ];
+    fs::create_dir_all(dir).map_err(|e| BenchError::io("create the prompts folder", e))?;
+    let samples = ms * 8;
+    let data_len = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data_len as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    // PCM, 1 channel, 8000 Hz, 16000 bytes/s, block align 2, 16 bits.
+    for field in [
+        16u32.to_le_bytes().as_slice(),
+        &1u16.to_le_bytes(),
+        &1u16.to_le_bytes(),
+    ] {
+        wav.extend_from_slice(field);
+    }
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    for n in 0..samples {
+        let v = 2000.0 * (2.0 * std::f64::consts::PI * 425.0 * f64::from(n) / 8000.0).sin();
+        wav.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    for name in NAMES {
+        fs::write(dir.join(format!("{name}.wav")), &wav)
+            .map_err(|e| BenchError::io("write a prompt", e))?;
+    }
+    Ok(dir.to_owned())
 }
 
 /// Runs `callseal <init args>` to completion (bounded), pinned like the system.

@@ -79,7 +79,7 @@ pub enum Command {
         id: Option<String>,
     },
     /// Check this deployment and say how to fix each finding.
-    Doctor,
+    Doctor(DoctorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +90,14 @@ pub struct InitArgs {
     /// Host names and addresses the escrow's TLS certificate is valid for.
     #[arg(long = "escrow-host", default_values_t = vec!["localhost".to_owned(), "127.0.0.1".to_owned()])]
     pub escrow_hosts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The gateway's configuration file, as given to `callseal serve` or `callseal gateway`
+    /// (its prompts folder is checked; without it, the built-in prompts play).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -63,11 +63,15 @@ pub fn print_error(e: &CliError, json: bool) {
     }
 }
 
-/// Disables core dumps for this process; returns whether the environment had them enabled.
+/// Disables core dumps for this process and makes every file it creates private; returns
+/// whether the environment had core dumps enabled.
 fn harden_process() -> bool {
     use rustix::process::{
-        DumpableBehavior, Resource, Rlimit, getrlimit, set_dumpable_behavior, setrlimit,
+        DumpableBehavior, Resource, Rlimit, getrlimit, set_dumpable_behavior, setrlimit, umask,
     };
+    // Files created without an explicit mode (the escrow's SQLite database and its -wal/-shm
+    // journals, folders) would otherwise be 0644/0755 under the usual umask.
+    umask(rustix::fs::Mode::from_raw_mode(0o077));
     let before = getrlimit(Resource::Core).current != Some(0);
     let _ = setrlimit(
         Resource::Core,

@@ -6,221 +6,29 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use callseal_escrow::client::{ClientConfig, EscrowClient};
-use callseal_escrow::{
-    CallerCode, ConsentEvidence, DataDir, Deposit, GatewayId, LineId, Timestamp,
+use callseal_cli::timefmt::{format_day, format_utc};
+use callseal_testkit::audio::{Channels, read_wav, ulaw_decode};
+use common::world::{
+    CALLER_ULAW, CONSULTANT_ULAW, FRAMES_PER_LEG, Listener, World, code_of, setup,
 };
-use callseal_recording::keys::{DataKey, RecordingId, wrap};
-use callseal_recording::{Leg, Writer, WriterConfig};
 use common::{Run, callseal};
 use serde_json::Value;
-use zeroize::Zeroizing;
 
-/// A running `callseal escrow`, killed when dropped.
-struct EscrowProc {
-    child: Child,
-    url: String,
-}
+const DAY: i64 = 86_400;
 
-impl Drop for EscrowProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_escrow(data: &Path, clock: &Path) -> EscrowProc {
-    let mut child = callseal(data)
-        .args(["escrow", "--listen", "127.0.0.1:0", "--test-clock-file"])
-        .arg(clock)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("escrow did not start within 30 s");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("https://"))
-        .expect("listening line")
-        .to_owned();
-    EscrowProc { child, url }
-}
-
-struct World {
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    clock: PathBuf,
-    escrow: EscrowProc,
-    admin: String,
-    now: i64,
-}
-
-impl World {
-    fn run(&self, token: &str, args: &[&str]) -> Run {
-        Run::from(
-            callseal(&self.data)
-                .env("CALLSEAL_TOKEN", token)
-                .args(args)
-                .output()
-                .unwrap(),
-        )
-    }
-
-    fn json(&self, token: &str, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        let r = self.run(token, &a);
-        r.expect_code(0);
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
-    }
-
-    fn set_clock(&mut self, secs: i64) {
-        self.now = secs;
-        std::fs::write(&self.clock, format!("{secs}\n")).unwrap();
-    }
-
-    fn client(&self, token: &str) -> EscrowClient {
-        EscrowClient::new(ClientConfig {
-            url: self.escrow.url.clone(),
-            ca_pem: std::fs::read(DataDir::new(&self.data).tls().ca_cert).unwrap(),
-            token: Some(Zeroizing::new(token.to_owned())),
-            timeout: Duration::from_secs(10),
-        })
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
         .unwrap()
-    }
-
-    /// Deposits a recording as the gateway would, and writes its sealed file where the CLI
-    /// looks for it.
-    fn record(&self, rt: &tokio::runtime::Runtime) -> String {
-        let gw_token = std::fs::read_to_string(DataDir::new(&self.data).gateway_token()).unwrap();
-        let gw = self.client(gw_token.trim());
-        let started = Timestamp::from_unix_ms(self.now * 1000);
-        let vk = callseal_escrow::table::parse_identity(
-            &std::fs::read_to_string(DataDir::new(&self.data).identity_pub()).unwrap(),
-        )
-        .unwrap();
-        let table = rt.block_on(gw.epoch_table()).unwrap().verify(&vk).unwrap();
-        let e = table.epoch_for(started, None).unwrap().clone();
-        let key = DataKey::generate().unwrap();
-        let id = RecordingId::generate().unwrap();
-        let mut w = Writer::new(Vec::new(), &key, id, e.epoch, WriterConfig::default()).unwrap();
-        for i in 0..100u32 {
-            w.push_frame(
-                Leg::Caller,
-                i * 160,
-                Duration::from_millis(u64::from(i) * 20),
-                0,
-                &[0x7f; 160],
-            )
-            .unwrap();
-            w.push_frame(
-                Leg::Consultant,
-                i * 160,
-                Duration::from_millis(u64::from(i) * 20),
-                0,
-                &[0xff; 160],
-            )
-            .unwrap();
-        }
-        let file = w.finish().unwrap();
-        let dir = self.data.join("recordings");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{id}.csrec")), file).unwrap();
-        let d = Deposit {
-            recording: id,
-            epoch: e.epoch,
-            wrapped_key: wrap(&key, id, e.epoch, &e.public_key).unwrap(),
-            caller_code: CallerCode::new("C-7KQ2-9XMD").unwrap(),
-            line: LineId::new("ivf").unwrap(),
-            gateway: GatewayId::new("gateway").unwrap(),
-            started_at: started,
-            ended_at: Some(started.plus_ms(2000)),
-            consent: ConsentEvidence {
-                digit: Some('1'),
-                decided_at: started,
-                prompt_sha256: "ab".repeat(32),
-                gateway_key: None,
-                signature: None,
-            },
-        };
-        rt.block_on(gw.deposit(&d)).unwrap();
-        id.to_string()
-    }
-}
-
-fn setup() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("d");
-    let clock = dir.path().join("clock");
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    std::fs::write(&clock, format!("{now}\n")).unwrap();
-    let r = common::run(&data, &["--json", "init", "--admin", "alice"]);
-    r.expect_code(0);
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    let admin = v["admin_token"].as_str().unwrap().to_owned();
-    assert!(admin.starts_with("cs1_") && admin.len() == 68);
-    for f in [
-        "escrow/keyring",
-        "escrow/identity.key",
-        "escrow/tls/ca.key",
-        "escrow/tls/server.key",
-        "gateway/escrow.token",
-        "gateway/pepper",
-    ] {
-        assert_eq!(
-            std::fs::metadata(data.join(f))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600,
-            "{f}"
-        );
-    }
-    common::run(&data, &["init"])
-        .expect_code(50)
-        .stderr_has("already holds");
-    let escrow = start_escrow(&data, &clock);
-    World {
-        _dir: dir,
-        data,
-        clock,
-        escrow,
-        admin,
-        now,
-    }
-}
-
-fn code_of(r: &Run) -> String {
-    let v: Value = serde_json::from_str(r.stderr.trim()).unwrap_or(Value::Null);
-    v["error"]["code"].as_str().unwrap_or("").to_owned()
 }
 
 #[test]
 fn operators_recordings_retention_audit_and_receipts() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut w = setup();
     let admin = w.admin.clone();
 
@@ -503,8 +311,22 @@ fn operators_recordings_retention_audit_and_receipts() {
     r.expect_code(11);
     assert_eq!(code_of(&r), "key_shredded");
     assert!(!out4.exists());
+    // The message gives the shred date: the UTC day the escrow destroyed the epoch.
+    let shredded_at_ms = w
+        .json(&admin, &["epochs"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["state"] == "shredded")
+        .unwrap()["shredded_at_ms"]
+        .as_i64()
+        .unwrap();
+    let shred_day = callseal_cli::timefmt::format_day(shredded_at_ms.div_euclid(86_400_000));
     let human = w.run(&ana, &args[1..]);
-    human.expect_code(11).stderr_has("callseal receipts");
+    human
+        .expect_code(11)
+        .stderr_has(&format!("was shredded on {shred_day}:"))
+        .stderr_has("callseal receipts");
     let v = w.json(&admin, &["receipts"]);
     assert!(v.as_array().unwrap().iter().any(|r| {
         r["subject"].as_str().unwrap().starts_with("epoch ") && r["reason"] == "retention"
@@ -564,4 +386,188 @@ fn a_foreign_ca_is_a_pin_mismatch_and_a_stopped_escrow_is_unreachable() {
             .unwrap(),
     );
     r.expect_code(30).stderr_has("cannot be reached");
+}
+
+/// Exports one leg of `id` as `l`; returns the WAV's sample rate and channels.
+fn export_leg(w: &World, l: &Listener, id: &str, leg: &str) -> Channels {
+    let out = w.data.join(format!("{leg}.wav"));
+    w.run(
+        &l.token,
+        &[
+            "recordings",
+            "export",
+            id,
+            "--purpose",
+            "complaint 2291 review",
+            "--leg",
+            leg,
+            "-o",
+            out.to_str().unwrap(),
+            "--key-file",
+            l.key_file.to_str().unwrap(),
+        ],
+    )
+    .expect_code(0)
+    .stdout_has(&format!("(2.0 s, {leg}, "));
+    read_wav(&out).unwrap()
+}
+
+#[test]
+fn export_leg_caller_is_mono_and_holds_only_the_caller() {
+    let rt = runtime();
+    let w = setup();
+    let ana = w.admin_and_listener("ana");
+    let id = w.record(&rt);
+    let (caller, consultant) = (ulaw_decode(CALLER_ULAW), ulaw_decode(CONSULTANT_ULAW));
+    assert!(caller != 0 && caller != consultant);
+    let wav = export_leg(&w, &ana, &id, "caller");
+    assert_eq!((wav.rate, wav.channels.len()), (8000, 1));
+    let samples = &wav.channels[0];
+    assert_eq!(samples.len(), FRAMES_PER_LEG as usize * 160);
+    let other: Vec<_> = samples.iter().filter(|&&s| s != caller).collect();
+    assert!(
+        other.is_empty(),
+        "{} samples are not the caller's",
+        other.len()
+    );
+}
+
+#[test]
+fn export_leg_consultant_is_mono_and_holds_only_the_consultant() {
+    let rt = runtime();
+    let w = setup();
+    let ana = w.admin_and_listener("ana");
+    let id = w.record(&rt);
+    let (caller, consultant) = (ulaw_decode(CALLER_ULAW), ulaw_decode(CONSULTANT_ULAW));
+    assert!(consultant != 0 && caller != consultant);
+    let wav = export_leg(&w, &ana, &id, "consultant");
+    assert_eq!((wav.rate, wav.channels.len()), (8000, 1));
+    let samples = &wav.channels[0];
+    assert_eq!(samples.len(), FRAMES_PER_LEG as usize * 160);
+    let other: Vec<_> = samples.iter().filter(|&&s| s != consultant).collect();
+    assert!(
+        other.is_empty(),
+        "{} samples are not the consultant's",
+        other.len()
+    );
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ`, the precise form `--since`/`--until` accept.
+fn instant(secs: i64) -> String {
+    format_utc(secs).replace(' ', "T")
+}
+
+fn day(secs: i64) -> String {
+    format_day(secs.div_euclid(DAY))
+}
+
+#[test]
+fn recordings_list_since_and_until_filter_on_the_start_time() {
+    let rt = runtime();
+    let mut w = setup();
+    let ana = w.admin_and_listener("ana");
+    // Three calls two days apart; the escrow's clock moves with them.
+    let t = w.now;
+    let a = w.record(&rt);
+    w.set_clock(t + 2 * DAY);
+    let b = w.record(&rt);
+    w.set_clock(t + 4 * DAY);
+    let c = w.record(&rt);
+    let ids = |filter: &[&str]| -> Vec<String> {
+        let mut args = vec!["recordings", "list"];
+        args.extend_from_slice(filter);
+        w.json(&ana.token, &args)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&[]), [c.as_str(), b.as_str(), a.as_str()]);
+    assert_eq!(ids(&["--since", &day(t + DAY)]), [c.as_str(), b.as_str()]);
+    assert_eq!(
+        ids(&["--until", &day(t + 3 * DAY)]),
+        [b.as_str(), a.as_str()]
+    );
+    assert_eq!(
+        ids(&["--since", &day(t + DAY), "--until", &day(t + 3 * DAY)]),
+        [b.as_str()]
+    );
+    // To the second: --since includes a call started at that instant, --until excludes it.
+    assert_eq!(
+        ids(&["--since", &instant(t + 2 * DAY)]),
+        [c.as_str(), b.as_str()]
+    );
+    assert_eq!(ids(&["--until", &instant(t + 2 * DAY)]), [a.as_str()]);
+    assert!(ids(&["--since", &instant(t + 4 * DAY + 1)]).is_empty());
+    let r = w.run(
+        &ana.token,
+        &["recordings", "list", "--since", &day(t + 3 * DAY)],
+    );
+    r.expect_code(0).stdout_has(&c);
+    assert!(
+        !r.stdout.contains(&a) && !r.stdout.contains(&b),
+        "{}",
+        r.stdout
+    );
+    w.run(&ana.token, &["recordings", "list", "--until", "2026-02-30"])
+        .expect_code(2)
+        .stderr_has("--until");
+}
+
+#[test]
+fn audit_list_since_leaves_out_earlier_entries() {
+    let mut w = setup();
+    let admin = w.admin.clone();
+    w.run(&admin, &["operator", "acknowledge", "--yes"])
+        .expect_code(0);
+    let t = w.now;
+    w.set_clock(t + 2 * DAY);
+    w.run(&admin, &["retention", "set", "--days", "45"])
+        .expect_code(0);
+    let all = w.json(&admin, &["audit", "list"]);
+    let since = day(t + DAY);
+    let since_ms = (t + DAY).div_euclid(DAY) * DAY * 1000;
+    let later = w.json(&admin, &["audit", "list", "--since", &since]);
+    let seqs = |v: &Value, keep: &dyn Fn(i64) -> bool| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| keep(e["at_ms"].as_i64().unwrap()))
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let before = seqs(&all, &|at| at < since_ms);
+    let after = seqs(&all, &|at| at >= since_ms);
+    assert!(!before.is_empty(), "no entry before {since}: {all}");
+    assert!(!after.is_empty(), "no entry after {since}: {all}");
+    // Every later entry and none of the earlier ones (reading the log may add entries).
+    let listed = seqs(&later, &|_| true);
+    assert_eq!(seqs(&later, &|at| at >= since_ms), listed, "{later}");
+    assert!(after.iter().all(|s| listed.contains(s)), "{later}");
+    assert!(before.iter().all(|s| !listed.contains(s)), "{later}");
+    let acknowledged = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["actor"] == "alice" && e["at_ms"].as_i64().unwrap() < since_ms)
+        .unwrap();
+    let retention = later
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"].as_str().unwrap().contains("retention"));
+    assert!(
+        retention.is_some(),
+        "the retention change is not listed: {later}"
+    );
+    let human = w.run(&admin, &["audit", "list", "--since", &since]);
+    human.expect_code(0).stdout_has("SEQ");
+    assert!(
+        !human
+            .stdout
+            .contains(acknowledged["action"].as_str().unwrap()),
+        "{}",
+        human.stdout
+    );
 }

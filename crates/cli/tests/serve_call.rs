@@ -132,15 +132,15 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
         record["caller"].as_str().unwrap().starts_with("C-"),
         "{record}"
     );
-    let id = record["recording"].as_str().expect("a recording id").to_owned();
+    let id = record["recording"]
+        .as_str()
+        .expect("a recording id")
+        .to_owned();
 
     // 3. The admin acknowledges the agreement and enrols a listener with her own key.
     as_operator(&data, &admin, None, &["operator", "acknowledge", "--yes"]).expect_code(0);
     let key = work.path().join("ana.key");
-    let keygen = run(
-        &data,
-        &["operator", "keygen", "-o", key.to_str().unwrap()],
-    );
+    let keygen = run(&data, &["operator", "keygen", "-o", key.to_str().unwrap()]);
     keygen.expect_code(0);
     let public = keygen.stdout.lines().last().unwrap().trim().to_owned();
     let added = as_operator(
@@ -197,11 +197,7 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
         "at least 2 s of bridged call recorded, got {} samples",
         caller.len()
     );
-    assert!(
-        rms(caller) > 300.0,
-        "the caller spoke: rms {}",
-        rms(caller)
-    );
+    assert!(rms(caller) > 300.0, "the caller spoke: rms {}", rms(caller));
     // The echo endpoint is the "consultant": its channel is the caller's speech, a little later.
     let (corr, lag) = best_correlation(caller, consultant, 4000);
     assert!(
@@ -254,7 +250,10 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
     let done = serve.wait(Duration::from_secs(20)).unwrap();
     assert_eq!(done.code(), Some(0), "serve's exit; its log:\n{}", done.log);
     assert!(done.log.contains("stopped"), "{}", done.log);
-    assert!(!done.log.contains(CALLER), "the caller number reached the log");
+    assert!(
+        !done.log.contains(CALLER),
+        "the caller number reached the log"
+    );
     std::fs::remove_file(&wav).unwrap();
     let hits = files_containing(&[&data], &[CALLER.as_bytes()]);
     assert!(hits.is_empty(), "the caller number reached {hits:?}");

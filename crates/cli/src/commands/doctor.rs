@@ -5,6 +5,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use callseal_escrow::DataDir;
+use callseal_gateway::prompts::{PromptName, decode};
+use callseal_gateway::{Config, GatewayError};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -99,7 +102,8 @@ pub fn conclude(findings: &[Finding], json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// File modes under the data folder: secrets 0600, folders 0700, nothing group/world-writable.
+/// File modes under the data folder: secrets and data 0600, folders 0700; the escrow's public
+/// files (identity.pub, escrow.url, tls/ca.pem, tls/server.pem) may be readable, not writable.
 pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
     const CHECK: &str = "file modes";
     if !data.is_dir() {
@@ -110,8 +114,18 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
         ));
         return;
     }
+    // Published on purpose (gateways and operators pin them): readable is fine, writable is not.
+    let escrow = DataDir::new(data);
+    let tls = escrow.tls();
+    let public = [
+        escrow.identity_pub(),
+        escrow.url_file(),
+        tls.ca_cert,
+        tls.server_cert,
+    ];
     let mut loose_dirs = Vec::new();
     let mut loose_files = Vec::new();
+    let mut writable_public = Vec::new();
     let mut readable_recordings = 0usize;
     let mut stack = vec![data.to_owned()];
     let mut visited = 0usize;
@@ -139,8 +153,12 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
             if m.is_dir() {
                 stack.push(p);
             } else if m.is_file() && m.permissions().mode() & 0o077 != 0 {
+                if public.contains(&p) {
+                    if m.permissions().mode() & 0o022 != 0 {
+                        writable_public.push(p);
+                    }
                 // Sealed recordings are ciphertext: readable by others is a warning, not a leak.
-                if p.extension().is_some_and(|x| x == "csrec") {
+                } else if p.extension().is_some_and(|x| x == "csrec") {
                     readable_recordings += 1;
                 } else {
                     loose_files.push(p);
@@ -162,6 +180,13 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
             format!("chmod 600 {}", f.display()),
         ));
     }
+    for f in &writable_public {
+        out.push(Finding::fail(
+            CHECK,
+            format!("{} is writable by other users", f.display()),
+            format!("chmod 644 {}", f.display()),
+        ));
+    }
     if readable_recordings > 0 {
         out.push(Finding::warn(
             CHECK,
@@ -169,7 +194,11 @@ pub fn check_file_modes(data: &Path, out: &mut Vec<Finding>) {
             format!("chmod 600 {}/recordings/*.csrec", data.display()),
         ));
     }
-    if loose_dirs.is_empty() && loose_files.is_empty() && readable_recordings == 0 {
+    if loose_dirs.is_empty()
+        && loose_files.is_empty()
+        && writable_public.is_empty()
+        && readable_recordings == 0
+    {
         out.push(Finding::ok(
             CHECK,
             format!("{visited} entries under {} are private", data.display()),
@@ -256,6 +285,92 @@ pub fn check_outbox(data: &Path, out: &mut Vec<Finding>) {
             CHECK,
             format!("{waiting} key deposit(s) waiting for the escrow"),
             "make sure the escrow is running and reachable from the gateway; they are delivered automatically",
+        ));
+    }
+}
+
+/// The prompts the gateway will play, found the way the gateway finds them: the configured
+/// folder's `NAME.wav` files, each missing one replaced by the built-in prompt.
+pub fn check_prompts(config: Option<&Path>, out: &mut Vec<Finding>) {
+    const CHECK: &str = "prompts";
+    let folder = match config.map(Config::from_file).transpose() {
+        Ok(c) => c.and_then(|c| c.prompts.folder),
+        Err(e) => {
+            out.push(Finding::fail(
+                CHECK,
+                format!("cannot tell which prompts play: {e}"),
+                "fix the configuration file; `callseal gateway --config FILE` refuses it too",
+            ));
+            return;
+        }
+    };
+    let Some(folder) = folder else {
+        out.push(Finding::ok(CHECK, "built-in prompts"));
+        return;
+    };
+    let regenerate = format!("scripts/make-prompts --out {}", folder.display());
+    if !folder.is_dir() {
+        out.push(Finding::fail(
+            CHECK,
+            format!(
+                "prompts folder {} does not exist: the gateway would play only the built-in prompts",
+                folder.display()
+            ),
+            format!(
+                "create it with `{regenerate}`, or remove `folder` from [prompts] to use the built-in prompts"
+            ),
+        ));
+        return;
+    }
+    let mut missing = Vec::new();
+    let mut wrong = 0usize;
+    for name in PromptName::ALL {
+        let file = format!("{}.wav", name.file_stem());
+        let path = folder.join(&file);
+        if !path.exists() {
+            missing.push(file);
+            continue;
+        }
+        // The gateway's own loader: what it refuses at start is what doctor reports.
+        let reason = match fs::read(&path) {
+            Ok(bytes) => match decode(name, &bytes, true) {
+                Ok(_) => continue,
+                Err(GatewayError::Prompt { reason, .. }) => reason,
+                Err(other) => other.to_string(),
+            },
+            Err(e) => format!("cannot read: {e}"),
+        };
+        wrong += 1;
+        let converted = folder.join(format!("{}.8k.wav", name.file_stem()));
+        out.push(Finding::fail(
+            CHECK,
+            format!("{}: {reason}", path.display()),
+            format!(
+                "convert it to 8 kHz mono 16-bit PCM: `sox {p} -r 8000 -c 1 -b 16 {c} && mv {c} {p}`, or regenerate all six: `{regenerate}`",
+                p = path.display(),
+                c = converted.display(),
+            ),
+        ));
+    }
+    if !missing.is_empty() {
+        out.push(Finding::warn(
+            CHECK,
+            format!(
+                "{} lacks {}: the gateway plays the built-in prompt instead",
+                folder.display(),
+                missing.join(", ")
+            ),
+            format!("add the missing files with `{regenerate}` (8 kHz mono 16-bit PCM WAV)"),
+        ));
+    }
+    if missing.is_empty() && wrong == 0 {
+        out.push(Finding::ok(
+            CHECK,
+            format!(
+                "{} prompts in {}, 8 kHz mono 16-bit",
+                PromptName::ALL.len(),
+                folder.display()
+            ),
         ));
     }
 }

@@ -62,12 +62,13 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Serve(a) => serve::serve(ctx, &a, true).await,
         Command::Gateway(a) => serve::serve(ctx, &a, false).await,
         Command::Escrow(a) => remote::escrow(ctx, &a).await,
-        Command::Doctor => {
+        Command::Doctor(a) => {
             let mut findings = Vec::new();
             doctor::check_file_modes(&ctx.global.data, &mut findings);
             doctor::check_core_dumps(ctx.core_dumps_before, &mut findings);
             doctor::check_clock(&mut findings);
             doctor::check_outbox(&ctx.global.data, &mut findings);
+            doctor::check_prompts(a.config.as_deref(), &mut findings);
             remote::doctor_checks(ctx, &mut findings).await;
             doctor::conclude(&findings, ctx.global.json)
         }

@@ -1,8 +1,11 @@
-//! Runs the built `callseal` binary with a clean environment.
+//! Runs the built `callseal` binary with a clean environment; `world` adds a deployment with a
+//! running escrow.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::{Command, Output};
+
+pub mod world;
 
 pub struct Run {
     pub code: i32,

@@ -36,6 +36,24 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// The database file could not be created with private permissions.
+    #[error(
+        "cannot create the database file {path} (mode 0600): {source}; check the folder's permissions and free space"
+    )]
+    Create {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database refused write-ahead logging (e.g. on a network file system).
+    #[error(
+        "the database would not switch to WAL mode (it reports {mode:?}); keep the data folder on a local file system"
+    )]
+    NotWal {
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
     /// A visitor aborted a bulk operation (its own error is reported by the caller).
     #[error("bulk operation aborted")]
     Aborted,

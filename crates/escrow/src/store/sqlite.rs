@@ -83,6 +83,20 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        // Create the file 0600 ourselves: SQLite would use the umask, and gives its -wal and
+        // -shm files the database file's permissions.
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|source| StoreError::Create {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        }
         let conn = Connection::open(path)?;
         Self::configure(conn)
     }
@@ -95,7 +109,12 @@ impl SqliteStore {
     fn configure(mut conn: Connection) -> StoreResult<Self> {
         // WAL for concurrent readers; FULL so a committed release/shred survives power loss;
         // secure_delete so deleted keys are overwritten in place, not left in free pages.
-        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        // An in-memory database reports "memory"; a file that cannot do WAL must not be used,
+        // as the checkpoint after a shred relies on it.
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            return Err(StoreError::NotWal { mode });
+        }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -722,6 +741,24 @@ impl Tx for SqliteTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_database_and_its_wal_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.conn
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        for f in ["db", "db-wal", "db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{f} has mode {mode:o}");
+        }
+    }
 
     #[test]
     fn our_connection_zeroes_deleted_content_and_syncs_fully() {

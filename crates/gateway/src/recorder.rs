@@ -2,11 +2,14 @@
 //!
 //! The media session's recording tap pushes every received frame of both legs into the
 //! `recording` crate's [`Writer`], which seals a segment at least every `segment_ms`; each
-//! sealed segment is fsynced, so a crash loses at most about one segment. The data key lives
+//! sealed segment is fsynced, so a crash loses at most about one segment. Sealing happens on the
+//! packet path, but the write and fsync of a sealed segment do not: the ciphertext goes to one
+//! of a few disk threads (per file in order), so a slow disk never delays another call's
+//! packets (see `disk`). The data key lives
 //! only as long as [`Recorder::create`] runs: it is wrapped to the epoch key and handed to the
 //! writer, then zeroized. The file name is the recording id only — nothing about the caller.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -20,6 +23,8 @@ use callseal_recording::{Encoding, Leg as RecLeg, PayloadTypes, Writer, WriterCo
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 
+mod disk;
+
 /// File name extension of sealed recordings.
 pub const EXTENSION: &str = "csrec";
 
@@ -29,8 +34,23 @@ pub fn recording_path(dir: &Path, id: &RecordingId) -> PathBuf {
 }
 
 struct State {
-    writer: Option<Writer<File>>,
+    writer: Option<Writer<Sealed>>,
     failed: Option<String>,
+}
+
+/// The writer's sink: sealed bytes (never plaintext) waiting to be handed to the disk thread.
+#[derive(Default)]
+struct Sealed(Vec<u8>);
+
+impl std::io::Write for Sealed {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A recording being written. Cheap to share: the media session's tap holds one handle (a
@@ -41,6 +61,7 @@ pub struct Recorder {
     epoch: EpochId,
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    file: Arc<disk::Target>,
     metrics: Arc<Metrics>,
 }
 
@@ -89,11 +110,15 @@ impl Recorder {
             segment_duration: segment,
             payload_types,
         };
-        let writer = Writer::new(file, &key, id, epoch, config)
+        let mut writer = Writer::new(Sealed::default(), &key, id, epoch, config)
             .map_err(|e| rec_err(&id.to_string(), e.to_string()))?;
         // The writer derived its own keys; ours goes now (DataKey zeroizes on drop).
         drop(key);
         crate::secrets::sync_parent(&path)?;
+        let file = disk::Target::new(file, path.clone(), id.to_bytes());
+        // The header, written at once so the file is never empty.
+        disk::append(&file, std::mem::take(&mut writer.get_mut().0))
+            .map_err(|reason| rec_err(&id.to_string(), reason))?;
         metrics.recordings_started.fetch_add(1, Ordering::Relaxed);
         Ok(Started {
             recorder: Recorder {
@@ -104,6 +129,7 @@ impl Recorder {
                     writer: Some(writer),
                     failed: None,
                 })),
+                file,
                 metrics,
             },
             wrapped,
@@ -137,15 +163,24 @@ impl Recorder {
         let Some(w) = st.writer.as_mut() else {
             return Ok(());
         };
-        match w.tick(since_start) {
-            Ok(true) => sync(w.get_ref(), &self.path),
+        let sealed = match w.tick(since_start) {
+            Ok(true) => disk::append(&self.file, std::mem::take(&mut w.get_mut().0)),
             Ok(false) => Ok(()),
-            Err(e) => {
-                let reason = e.to_string();
-                st.failed = Some(reason.clone());
-                Err(self.error(reason))
-            }
-        }
+            Err(e) => Err(e.to_string()),
+        };
+        let result = sealed.and_then(|()| self.file.failure().map_or(Ok(()), Err));
+        result.map_err(|reason| {
+            st.failed = Some(reason.clone());
+            self.error(reason)
+        })
+    }
+
+    /// Waits until every sealed byte handed over so far is written and fsynced (or failed).
+    pub fn wait_written(&self, limit: Duration) -> Result<(), GatewayError> {
+        disk::barrier(&self.file, limit).map_err(|reason| self.error(reason))?;
+        self.file
+            .failure()
+            .map_or(Ok(()), |reason| Err(self.error(reason)))
     }
 
     /// Writes the final segment and fsyncs: the file then reads to its end without
@@ -159,8 +194,9 @@ impl Recorder {
                 None => Ok(()),
             };
         };
-        let file = w.finish().map_err(|e| self.error(e.to_string()))?;
-        sync(&file, &self.path)?;
+        let rest = w.finish().map_err(|e| self.error(e.to_string()))?;
+        disk::append(&self.file, rest.0).map_err(|reason| self.error(reason))?;
+        self.wait_written(FINISH_WAIT)?;
         self.metrics
             .recordings_finished
             .fetch_add(1, Ordering::Relaxed);
@@ -192,10 +228,8 @@ impl Recorder {
     }
 }
 
-fn sync(file: &File, path: &Path) -> Result<(), GatewayError> {
-    file.sync_data()
-        .map_err(|e| GatewayError::storage("fsync recording", path, e))
-}
+/// How long `finish` waits for the disk thread before reporting the recording as failed.
+const FINISH_WAIT: Duration = Duration::from_secs(30);
 
 /// The media tap's end of a [`Recorder`].
 struct Tap(Recorder);
@@ -213,6 +247,10 @@ impl RecordingSink for Tap {
             callseal_media::Leg::Caller => RecLeg::Caller,
             callseal_media::Leg::Pbx => RecLeg::Consultant,
         };
+        if let Some(reason) = rec.file.failure() {
+            st.failed = Some(reason.clone());
+            return Err(TapSinkError { reason });
+        }
         let before = w.stats().segments;
         let pushed = w.push_frame(
             leg,
@@ -223,7 +261,7 @@ impl RecordingSink for Tap {
         );
         let result = match pushed {
             Ok(()) if w.stats().segments != before => {
-                sync(w.get_ref(), &rec.path).map_err(|e| e.to_string())
+                disk::append(&rec.file, std::mem::take(&mut w.get_mut().0))
             }
             Ok(()) => Ok(()),
             Err(e) => Err(e.to_string()),
@@ -348,6 +386,7 @@ mod tests {
             .unwrap();
         recorder.tick(Duration::from_millis(100)).unwrap();
         recorder.tick(Duration::from_millis(250)).unwrap();
+        recorder.wait_written(Duration::from_secs(5)).unwrap();
         // Simulated crash: the writer is never finished.
         let key = unwrap(&wrapped, &secret).unwrap();
         let file = std::fs::File::open(recorder.path()).unwrap();

@@ -271,6 +271,12 @@ impl<W: Write> Writer<W> {
         &self.sink
     }
 
+    /// The sink, mutably: e.g. to hand the sealed bytes it buffered to another thread. The
+    /// writer only ever appends to it; what the caller takes out is the caller's to store.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.sink
+    }
+
     fn check_open(&self) -> Result<(), WriteError> {
         match self.state {
             State::Open => Ok(()),

@@ -114,9 +114,9 @@ impl Recorder {
             .map_err(|e| rec_err(&id.to_string(), e.to_string()))?;
         // The writer derived its own keys; ours goes now (DataKey zeroizes on drop).
         drop(key);
-        crate::secrets::sync_parent(&path)?;
         let file = disk::Target::new(file, path.clone(), id.to_bytes());
-        // The header, written at once so the file is never empty.
+        // The header, written at once (with the folder's fsync, on the disk thread, so the new
+        // file's name is durable too) so the file is never empty.
         disk::append(&file, std::mem::take(&mut writer.get_mut().0))
             .map_err(|reason| rec_err(&id.to_string(), reason))?;
         metrics.recordings_started.fetch_add(1, Ordering::Relaxed);

@@ -23,6 +23,8 @@ pub(super) struct Target {
     file: File,
     path: PathBuf,
     lane: usize,
+    /// Set until the first write: the new file's folder is fsynced once after it.
+    new_file: std::sync::atomic::AtomicBool,
     failed: Mutex<Option<String>>,
 }
 
@@ -34,6 +36,7 @@ impl Target {
             file,
             path,
             lane,
+            new_file: std::sync::atomic::AtomicBool::new(true),
             failed: Mutex::new(None),
         })
     }
@@ -65,6 +68,16 @@ impl Target {
                 self.file
                     .sync_data()
                     .map_err(|e| format!("cannot fsync {}: {e}", self.path.display()))
+            })
+            .and_then(|()| {
+                if self
+                    .new_file
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    crate::secrets::sync_parent(&self.path).map_err(|e| e.to_string())
+                } else {
+                    Ok(())
+                }
             });
         if let Err(reason) = written {
             self.fail(reason);

@@ -173,22 +173,12 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
     });
     let wav = work.path().join("call.wav");
     let purpose = "quality review of the walkthrough call";
-    as_operator(
-        &data,
-        &ana,
-        Some(&key),
-        &[
-            "recordings",
-            "export",
-            &id,
-            "--purpose",
-            purpose,
-            "-o",
-            wav.to_str().unwrap(),
-        ],
-    )
-    .expect_code(0)
-    .stdout_has("Wrote");
+    let export = |out: &Path| {
+        let out = out.to_str().unwrap();
+        let args = ["recordings", "export", &id, "--purpose", purpose, "-o", out];
+        as_operator(&data, &ana, Some(&key), &args)
+    };
+    export(&wav).expect_code(0).stdout_has("Wrote");
     let audio = read_wav(&wav).unwrap();
     assert_eq!((audio.rate, audio.channels.len()), (8000, 2));
     let (caller, consultant) = (&audio.channels[0], &audio.channels[1]);
@@ -221,22 +211,7 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
     )
     .expect_code(0);
     let again = work.path().join("again.wav");
-    as_operator(
-        &data,
-        &ana,
-        Some(&key),
-        &[
-            "recordings",
-            "export",
-            &id,
-            "--purpose",
-            purpose,
-            "-o",
-            again.to_str().unwrap(),
-        ],
-    )
-    .expect_code(12)
-    .stderr_has("erased");
+    export(&again).expect_code(12).stderr_has("erased");
     assert!(!again.exists(), "no file is left behind by a failed export");
     as_operator(&data, &admin, None, &["receipts"])
         .expect_code(0)

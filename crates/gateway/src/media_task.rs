@@ -23,6 +23,8 @@ use crate::recorder::Recorder;
 
 /// How often a recording's pending audio is checked for sealing (silence, hold).
 const SEAL_CHECK: Duration = Duration::from_millis(250);
+/// How long the task sleeps when neither the session nor the recorder has a deadline.
+const IDLE: Duration = Duration::from_secs(3600);
 
 /// What the signalling loop asks a call's media task to do.
 pub enum MediaCmd {
@@ -161,6 +163,11 @@ async fn run<T: Copy + Send + 'static>(
             }
         }
     };
+    // One timer for the task's life, moved only when its deadline changes: a fresh timer per
+    // packet would be registered in (and removed from) the runtime's wheel every time.
+    let sleep = tokio::time::sleep_until(Instant::now() + IDLE);
+    tokio::pin!(sleep);
+    let mut next_seal: Option<Instant> = None;
     loop {
         // Drain outputs.
         while let Some(t) = session.poll_transmit() {
@@ -173,17 +180,19 @@ async fn run<T: Copy + Send + 'static>(
             }
         }
         let wake = session.poll_timeout().map(Instant::from_std);
-        let seal_at = recorder.as_ref().map(|_| Instant::now() + SEAL_CHECK);
-        let deadline = match (wake, seal_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        // The recorder's check runs every SEAL_CHECK while recording, whatever the traffic.
+        if recorder.is_none() {
+            next_seal = None;
+        } else if next_seal.is_none() {
+            next_seal = Some(Instant::now() + SEAL_CHECK);
+        }
+        let deadline = match (wake, next_seal) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or_else(|| Instant::now() + IDLE),
         };
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
+        if sleep.deadline() != deadline {
+            sleep.as_mut().reset(deadline);
+        }
         let [b0, b1, b2, b3] = &mut bufs;
         tokio::select! {
             r = recv(legs.caller.as_ref(), false, b0) => packet(&mut session, Leg::Caller, r, b0),
@@ -225,8 +234,14 @@ async fn run<T: Copy + Send + 'static>(
                     }
                 }
             }
-            () = sleep => {
-                session.handle_timeout(Instant::now().into_std());
+            () = &mut sleep => {
+                let now = Instant::now();
+                session.handle_timeout(now.into_std());
+                if next_seal.is_some_and(|at| at <= now) {
+                    next_seal = None;
+                } else {
+                    continue;
+                }
                 if let Some((rec, started)) = &recorder
                     && let Err(e) = rec.tick(started.elapsed())
                 {

@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::error::GatewayError;
+
+/// How long the outbox keeps delivering after the gateway was told to stop.
+pub const OUTBOX_LAST_TRY: Duration = Duration::from_secs(3);
 use crate::metrics::Metrics;
 use crate::secrets::{create_private_dir, sync_parent};
 
@@ -108,6 +111,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// True when nothing waits for delivery (an unreadable folder counts as not empty).
+    pub fn is_empty(&self) -> bool {
+        list(&self.dir).is_ok_and(|l| l.is_empty())
+    }
+
     /// Items waiting, oldest first.
     pub fn pending(&self) -> Result<Vec<OutboxItem>, GatewayError> {
         list(&self.dir)?
@@ -116,7 +124,9 @@ impl Outbox {
             .collect()
     }
 
-    /// Delivers until `stop` turns true. Retryable failures back off from `min` to `max`.
+    /// Delivers until `stop` turns true, then makes one last pass bounded by
+    /// [`OUTBOX_LAST_TRY`] (what it cannot deliver stays queued for the next start).
+    /// Retryable failures back off from `min` to `max`.
     pub async fn run(
         self: Arc<Self>,
         deliver: Arc<dyn Deliver>,
@@ -131,7 +141,7 @@ impl Outbox {
                     backoff = min;
                     tokio::select! {
                         _ = self.wake.notified() => {}
-                        _ = stop.changed() => return,
+                        _ = stop.changed() => break,
                     }
                 }
                 Err(e) => {
@@ -146,6 +156,16 @@ impl Outbox {
                     }
                     backoff = (backoff * 2).min(max);
                 }
+            }
+        }
+        if !self.is_empty() {
+            let last = tokio::time::timeout(OUTBOX_LAST_TRY, self.deliver_all(deliver.as_ref()));
+            match last.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("escrow outbox: {e}; kept for the next start"),
+                Err(_) => tracing::warn!(
+                    "escrow outbox: not delivered at shutdown; kept for the next start"
+                ),
             }
         }
     }

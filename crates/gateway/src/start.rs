@@ -17,7 +17,7 @@ use crate::config::{CallerIdentity, Config};
 use crate::error::GatewayError;
 use crate::escrow::{EpochCache, EscrowApi, OutboxDelivery};
 use crate::metrics::Metrics;
-use crate::outbox::Outbox;
+use crate::outbox::{OUTBOX_LAST_TRY, Outbox};
 use crate::ports::PortPool;
 use crate::prompts::PromptSet;
 use crate::records::JsonLines;
@@ -40,6 +40,7 @@ pub struct Gateway {
     /// The epoch cache.
     pub epochs: Arc<EpochCache>,
     stop: watch::Sender<bool>,
+    shell_stop: watch::Sender<bool>,
     shell: JoinHandle<()>,
     helpers: Vec<JoinHandle<()>>,
 }
@@ -48,15 +49,16 @@ impl Gateway {
     /// Graceful shutdown: the loop finalises every recording (last segment sealed and fsynced,
     /// end of deposit queued), then the helpers stop. Bounded by `grace` + 5 s.
     pub async fn shutdown(self, grace: Duration) {
-        let _ = self.stop.send(true);
+        let _ = self.shell_stop.send(true);
         if tokio::time::timeout(grace + Duration::from_secs(5), self.shell)
             .await
             .is_err()
         {
             tracing::error!("the signalling loop did not stop in time");
         }
+        let _ = self.stop.send(true);
         for h in self.helpers {
-            let _ = tokio::time::timeout(Duration::from_secs(2), h).await;
+            let _ = tokio::time::timeout(OUTBOX_LAST_TRY + Duration::from_secs(2), h).await;
         }
     }
 }
@@ -181,7 +183,10 @@ pub async fn start(
         config: config.clone(),
     };
     let shell = Shell::new(core, transports, in_rx, res, random_seed()?);
-    let shell = tokio::spawn(shell.run(stop_rx));
+    // The loop stops first (hanging up its calls and queueing their ends); the helpers, the
+    // outbox among them, only after it, so the last deposits are still delivered.
+    let (shell_stop_tx, shell_stop_rx) = watch::channel(false);
+    let shell = tokio::spawn(shell.run(shell_stop_rx));
     tracing::info!(sip = ?sip_udp, tcp = ?sip_tcp, media = %format!("{}:{}-{}", config.media.bind, config.media.port_min, config.media.port_max), "gateway ready");
     Ok(Gateway {
         sip_udp,
@@ -191,6 +196,7 @@ pub async fn start(
         outbox,
         epochs,
         stop: stop_tx,
+        shell_stop: shell_stop_tx,
         shell,
         helpers,
     })

@@ -255,3 +255,72 @@ async fn withdrawal_mid_call_erases_the_recording() {
     );
     env.stop().await;
 }
+
+/// Graceful shutdown with a call in progress: both sides get a BYE, the recording is finished
+/// (it reads to its end, no `truncated`), the end reaches the escrow and the call is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_call_hangs_up_both_sides_and_finalises_the_recording() {
+    let work = tempfile::tempdir().unwrap();
+    let pbx_ports = SippPorts::free();
+    let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
+    let pbx = sipp::spawn(
+        "pbx",
+        work.path(),
+        &Pbx {
+            pcap: Some(pbx_stream(work.path(), PBX_HZ, 20_000)),
+        }
+        .scenario(),
+        pbx_ports,
+        None,
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "1", 20_000);
+    let mut caller = Caller::new("+15550104", "counselling", pcap_ms);
+    caller.pcap = Some(pcap);
+    caller.expect_bye = true;
+    let uac = sipp::spawn(
+        "caller",
+        work.path(),
+        &caller.scenario(),
+        SippPorts::free(),
+        Some(env.sip()),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    // Recording for a while, then the gateway is stopped under the call.
+    env.wait_for(Duration::from_secs(20), "the recording to start", |e| {
+        !e.recordings().is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(env.call_records().is_empty(), "the call is still up");
+    let gateway = env.gateway.take().unwrap();
+    gateway.shutdown(Duration::from_secs(5)).await;
+
+    blocking(move || sipp::expect_success(uac, Duration::from_secs(20)))
+        .await
+        .expect("the caller got a BYE and answered it");
+    blocking(move || sipp::expect_success(pbx, Duration::from_secs(20)))
+        .await
+        .expect("the PBX got a BYE and answered it");
+    let records = env.call_records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["consent"], "consented", "{}", records[0]);
+    let id = record_recording(&records[0]).expect("a recording id");
+    let info = env.service.recording(&env.admin, &id).unwrap();
+    assert!(
+        info.ended_at.is_some(),
+        "the end of the recording reached the escrow before the gateway stopped"
+    );
+    let wav = env
+        .export(&id)
+        .expect("the recording reads to its final segment");
+    let left = &wav.channels[0];
+    assert!(
+        left.len() > 8000 * 2,
+        "the call up to the shutdown is kept: {} samples",
+        left.len()
+    );
+    assert!(tone_ratio(left, f64::from(CALLER_HZ), f64::from(PBX_HZ)) > 20.0);
+}

@@ -21,10 +21,7 @@ pub fn files_containing_since(
     needles: &[&[u8]],
     since: Option<SystemTime>,
 ) -> Vec<(PathBuf, usize)> {
-    let finders: Vec<_> = needles
-        .iter()
-        .map(memchr::memmem::Finder::new)
-        .collect();
+    let finders: Vec<_> = needles.iter().map(memchr::memmem::Finder::new).collect();
     let mut hits = Vec::new();
     let mut stack: Vec<PathBuf> = roots.iter().map(|p| p.to_path_buf()).collect();
     while let Some(p) = stack.pop() {

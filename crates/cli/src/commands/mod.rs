@@ -45,8 +45,11 @@ pub(crate) fn run(cli: Cli, core_dumps_before: bool) -> Result<(), CliError> {
         global: cli.global,
         core_dumps_before,
     };
+    // One worker per core this process may run on (available_parallelism honours the CPU
+    // affinity, e.g. `taskset`): more workers than cores only hand packets between threads.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| CliError::Component {

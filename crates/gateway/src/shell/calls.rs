@@ -75,6 +75,9 @@ pub(crate) struct CallIo {
     pbx_reached: bool,
     recording_kept: Option<String>,
     withdrawn: bool,
+    /// telephone-event PTs the legs negotiated to send to us (what the tap records), for the
+    /// recording header's payload-type table.
+    event_pts: Vec<u8>,
 }
 
 impl Drop for CallIo {
@@ -96,13 +99,16 @@ impl Shell {
                 srtp,
             } => self.allocate(call, leg, family, srtp),
             Command::ConfigureMedia { call, params } => match leg_config(params) {
-                Ok((leg, config)) => self.media(
-                    call,
-                    MediaCmd::Configure {
-                        leg,
-                        config: Box::new(config),
-                    },
-                ),
+                Ok((leg, config)) => {
+                    self.note_event_pt(call, config.receive.telephone_event);
+                    self.media(
+                        call,
+                        MediaCmd::Configure {
+                            leg,
+                            config: Box::new(config),
+                        },
+                    )
+                }
                 Err(reason) => {
                     tracing::warn!(%call, "media parameters refused: {reason}");
                     self.events.push_back(Event::MediaFailed {
@@ -218,6 +224,7 @@ impl Shell {
                     pbx_reached: false,
                     recording_kept: None,
                     withdrawn: false,
+                    event_pts: Vec::new(),
                 },
             );
         }
@@ -333,10 +340,21 @@ impl Shell {
             leg: callseal_media::Leg::Pbx,
             pair,
         });
+        let config = echo_leg(echo_addr);
+        let event_pt = config.receive.telephone_event;
         let _ = io.media.send(MediaCmd::Configure {
             leg: callseal_media::Leg::Pbx,
-            config: Box::new(echo_leg(echo_addr)),
+            config: Box::new(config),
         });
+        self.note_event_pt(call, event_pt);
+    }
+
+    fn note_event_pt(&mut self, call: CallHandle, pt: Option<u8>) {
+        if let (Some(pt), Ok(io)) = (pt, self.io(call))
+            && !io.event_pts.contains(&pt)
+        {
+            io.event_pts.push(pt);
+        }
     }
 
     fn start_recording(&mut self, call: CallHandle, epoch: u32) {
@@ -348,12 +366,17 @@ impl Shell {
         };
         let dir = self.res.config.recordings_dir();
         let segment = Duration::from_millis(u64::from(self.res.config.recording.segment_ms));
+        let event_pts = self
+            .calls
+            .get(&call)
+            .map(|io| io.event_pts.clone())
+            .unwrap_or_default();
         match Recorder::create(
             &dir,
             epoch,
             &key,
             segment,
-            &[101, 96, 97, 98, 100, 126, 127],
+            &event_pts,
             self.res.metrics.clone(),
         ) {
             Ok(Started { recorder, wrapped }) => {

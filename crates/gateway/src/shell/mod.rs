@@ -88,37 +88,76 @@ impl Shell {
         }
     }
 
-    /// Runs until `stop` turns true, then finalises every call's recording.
+    /// Runs until `stop` turns true; then hangs up every call (BYE or CANCEL on both legs, 503
+    /// to new INVITEs) and keeps serving their answers until none is left or the configured
+    /// grace period ends; then finalises whatever recording is still open.
     pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        while self.turn(Some(&mut stop), None).await {}
+        let grace = std::time::Duration::from_secs(self.res.config.limits.shutdown_grace_secs);
+        let until = tokio::time::Instant::now() + grace;
+        tracing::info!(
+            calls = self.core.active_calls(),
+            "shutting down: hanging up every call"
+        );
+        self.core.shutdown(now());
         loop {
             self.drain().await;
-            let wake = match (self.endpoint.poll_timeout(), self.core.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let sleep = async {
-                match wake {
-                    Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                Some(inbound) = self.inbound.recv() => {
-                    let now = now();
-                    self.endpoint.handle_inbound(now, inbound);
-                }
-                Some((call, report)) = self.reports.recv() => {
-                    self.media_report(call, report);
-                }
-                () = sleep => {
-                    let now = now();
-                    self.endpoint.handle_timeout(now);
-                    self.core.handle_timeout(now);
-                }
-                _ = stop.changed() => break,
+            if self.core.active_calls() == 0 || !self.turn(None, Some(until)).await {
+                break;
             }
         }
         self.shutdown().await;
+    }
+
+    /// One turn of the loop: drain both cores, then handle one input (a datagram, a media
+    /// report, a deadline). False once `stop` fired or `until` passed.
+    async fn turn(
+        &mut self,
+        stop: Option<&mut watch::Receiver<bool>>,
+        until: Option<tokio::time::Instant>,
+    ) -> bool {
+        self.drain().await;
+        let wake = match (self.endpoint.poll_timeout(), self.core.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let sleep = async {
+            match wake {
+                Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stopped = async {
+            match stop {
+                Some(rx) => {
+                    let _ = rx.changed().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let ended = async {
+            match until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(inbound) = self.inbound.recv() => {
+                let now = now();
+                self.endpoint.handle_inbound(now, inbound);
+            }
+            Some((call, report)) = self.reports.recv() => {
+                self.media_report(call, report);
+            }
+            () = sleep => {
+                let now = now();
+                self.endpoint.handle_timeout(now);
+                self.core.handle_timeout(now);
+            }
+            () = stopped => return false,
+            () = ended => return false,
+        }
+        true
     }
 
     /// Feeds outputs to inputs until both cores are quiet.
@@ -148,8 +187,8 @@ impl Shell {
         );
     }
 
-    /// Graceful shutdown: every recording is finalised and its deposit queued durably; media
-    /// tasks end and free their ports.
+    /// The end of a shutdown: every recording still open is finalised and its deposit queued
+    /// durably; media tasks end and free their ports.
     async fn shutdown(&mut self) {
         let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
         tracing::info!(

@@ -194,11 +194,11 @@ async fn run<T: Copy + Send + 'static>(
             sleep.as_mut().reset(deadline);
         }
         let [b0, b1, b2, b3] = &mut bufs;
+        // Biased, commands first: a leg's configuration (sent just before the 200 OK that
+        // makes the peer send) must apply before the packets queued on its socket are read,
+        // or the caller's first packets (often the consent digit) meet an unconfigured leg.
         tokio::select! {
-            r = recv(legs.caller.as_ref(), false, b0) => packet(&mut session, Leg::Caller, r, b0),
-            r = recv(legs.caller.as_ref(), true, b1) => packet(&mut session, Leg::Caller, r, b1),
-            r = recv(legs.pbx.as_ref(), false, b2) => packet(&mut session, Leg::Pbx, r, b2),
-            r = recv(legs.pbx.as_ref(), true, b3) => packet(&mut session, Leg::Pbx, r, b3),
+            biased;
             cmd = commands.recv() => {
                 let now = Instant::now().into_std();
                 match cmd {
@@ -234,6 +234,10 @@ async fn run<T: Copy + Send + 'static>(
                     }
                 }
             }
+            r = recv(legs.caller.as_ref(), false, b0) => packet(&mut session, Leg::Caller, r, b0),
+            r = recv(legs.caller.as_ref(), true, b1) => packet(&mut session, Leg::Caller, r, b1),
+            r = recv(legs.pbx.as_ref(), false, b2) => packet(&mut session, Leg::Pbx, r, b2),
+            r = recv(legs.pbx.as_ref(), true, b3) => packet(&mut session, Leg::Pbx, r, b3),
             () = &mut sleep => {
                 let now = Instant::now();
                 session.handle_timeout(now.into_std());

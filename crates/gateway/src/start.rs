@@ -264,6 +264,7 @@ async fn call_config(
         retention_days: config.recording.retention_days,
         epoch_window_days: 1,
     };
+    cfg.max_calls = config.limits.max_calls;
     Ok(cfg)
 }
 
@@ -271,4 +272,22 @@ fn random_seed() -> Result<[u8; 32], GatewayError> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| GatewayError::Random(e.to_string()))?;
     Ok(seed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_call_core_gets_every_limit_and_setting_of_the_file() {
+        let mut config = Config::default();
+        config.limits.max_calls = 1891;
+        config.recording.retention_days = 90;
+        config.consent.withdraw_code = "*7".into();
+        let sip = SocketAddr::from(([127, 0, 0, 1], 5060));
+        let cfg = call_config(&config, sip, [0; 32]).await.unwrap();
+        assert_eq!(cfg.max_calls, 1891);
+        assert_eq!(cfg.recording.retention_days, 90);
+        assert_eq!(cfg.withdraw_code, "*7");
+    }
 }

@@ -15,19 +15,19 @@ use std::time::{Duration, Instant};
 use callseal_call::*;
 use callseal_sip::{Message, NameAddr, StatusCode, Uri};
 
-const SDP: &str = "v=0\r\no=- 1 1 IN IP4 192.0.2.50\r\ns=-\r\nc=IN IP4 192.0.2.50\r\nt=0 0\r\n\
+const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.50\r\ns=-\r\nc=IN IP4 127.0.0.50\r\nt=0 0\r\n\
 m=audio 40000 RTP/AVP 8 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
 
 fn invite_bytes(i: usize) -> Vec<u8> {
     format!(
-        "INVITE sip:+15555550100@198.51.100.5:5060 SIP/2.0\r\n\
-         Via: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK-{i}\r\n\
+        "INVITE sip:+15555550100@127.0.0.5:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.50:5060;branch=z9hG4bK-{i}\r\n\
          Max-Forwards: 70\r\n\
          From: <sip:+1555{i:07}@example.com>;tag=c{i}\r\n\
          To: <sip:+15555550100@gw.example.com>\r\n\
          Call-ID: bench-{i}\r\n\
          CSeq: 1 INVITE\r\n\
-         Contact: <sip:c@192.0.2.50:5060>\r\n\
+         Contact: <sip:c@127.0.0.50:5060>\r\n\
          Content-Type: application/sdp\r\n\
          Content-Length: {}\r\n\r\n{SDP}",
         SDP.len()
@@ -43,15 +43,17 @@ fn drain(core: &mut CallManager, out: &mut Vec<Command>) {
 }
 
 fn run(n: usize) -> (Duration, Duration, Duration) {
-    let caller: SocketAddr = "192.0.2.50:5060".parse().expect("addr");
-    let pbx: SocketAddr = "203.0.113.10:5060".parse().expect("addr");
-    let cfg = CallConfig::new(
-        "198.51.100.5:5060".parse().expect("addr"),
+    let caller: SocketAddr = "127.0.0.50:5060".parse().expect("addr");
+    let pbx: SocketAddr = "127.0.0.10:5060".parse().expect("addr");
+    let mut cfg = CallConfig::new(
+        "127.0.0.5:5060".parse().expect("addr"),
         Target::Pbx {
             uri: Uri::parse("sip:consult@pbx.example.com").expect("uri"),
             next_hop: pbx,
         },
     );
+    // Every call of the run is alive at once.
+    cfg.max_calls = n;
     let mut core = CallManager::new(cfg, Pepper::from_bytes([1; 32]), [2; 32]).expect("config");
     let t0 = Instant::now();
     let mut now = Now::new(t0, 1_800_000_000_000);
@@ -88,7 +90,7 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
             Event::MediaAllocated {
                 call,
                 leg: Leg::Caller,
-                local: SocketAddr::new("198.51.100.5".parse().expect("ip"), port),
+                local: SocketAddr::new("127.0.0.5".parse().expect("ip"), port),
                 srtp_key: None,
             },
         );
@@ -129,7 +131,7 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
             Event::MediaAllocated {
                 call,
                 leg: Leg::Pbx,
-                local: SocketAddr::new("198.51.100.5".parse().expect("ip"), port + 1),
+                local: SocketAddr::new("127.0.0.5".parse().expect("ip"), port + 1),
                 srtp_key: None,
             },
         );
@@ -145,12 +147,12 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
         r.headers.push(
             callseal_sip::HeaderName::Contact,
             callseal_sip::HeaderValue::Contact(callseal_sip::Contact::Addr(NameAddr::new(
-                Uri::parse("sip:pbx@203.0.113.10").expect("uri"),
+                Uri::parse("sip:pbx@127.0.0.10").expect("uri"),
             ))),
         );
         r.set_body(
             Some(callseal_sip::MediaType::sdp()),
-            SDP.replace("192.0.2.50", "203.0.113.20").into_bytes(),
+            SDP.replace("127.0.0.50", "127.0.0.20").into_bytes(),
         );
         core.handle_sip(now, SipEvent::Response { response: r });
         core.handle_event(
@@ -178,7 +180,7 @@ fn run(n: usize) -> (Duration, Duration, Duration) {
     for (ok, inv) in oks.iter().zip(&pbx_invites) {
         let h = &ok.headers;
         let text = format!(
-            "BYE sip:callseal@198.51.100.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.50:5060;branch=z9hG4bK-bye\r\n\
+            "BYE sip:callseal@127.0.0.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.50:5060;branch=z9hG4bK-bye\r\n\
              From: <sip:x@example.com>;tag={}\r\nTo: <sip:y@gw>;tag={}\r\nCall-ID: {}\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
             h.from().and_then(NameAddr::tag).expect("tag"),
             h.to().and_then(NameAddr::tag).expect("tag"),

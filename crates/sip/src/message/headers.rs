@@ -106,28 +106,36 @@ impl HeaderName {
             };
             return HeaderName::Other(long.to_owned());
         }
-        const KNOWN: [(&str, HeaderName); 17] = [
-            ("Via", HeaderName::Via),
-            ("From", HeaderName::From),
-            ("To", HeaderName::To),
-            ("Call-ID", HeaderName::CallId),
-            ("CSeq", HeaderName::CSeq),
-            ("Contact", HeaderName::Contact),
-            ("Max-Forwards", HeaderName::MaxForwards),
-            ("Route", HeaderName::Route),
-            ("Record-Route", HeaderName::RecordRoute),
-            ("Content-Type", HeaderName::ContentType),
-            ("Allow", HeaderName::Allow),
-            ("Supported", HeaderName::Supported),
-            ("Require", HeaderName::Require),
-            ("Reason", HeaderName::Reason),
-            ("P-Asserted-Identity", HeaderName::PAssertedIdentity),
-            ("User-Agent", HeaderName::UserAgent),
-            ("Subject", HeaderName::Subject),
-        ];
-        for (n, h) in KNOWN {
-            if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
-                return h;
+        // Candidates by length first, so most names are compared with one or two spellings
+        // (and no HeaderName is built for the ones that do not match).
+        let known: &[(&str, fn() -> HeaderName)] = match name.len() {
+            2 => &[("To", || HeaderName::To)],
+            3 => &[("Via", || HeaderName::Via)],
+            4 => &[("From", || HeaderName::From), ("CSeq", || HeaderName::CSeq)],
+            5 => &[
+                ("Route", || HeaderName::Route),
+                ("Allow", || HeaderName::Allow),
+            ],
+            6 => &[("Reason", || HeaderName::Reason)],
+            7 => &[
+                ("Call-ID", || HeaderName::CallId),
+                ("Contact", || HeaderName::Contact),
+                ("Require", || HeaderName::Require),
+                ("Subject", || HeaderName::Subject),
+            ],
+            9 => &[("Supported", || HeaderName::Supported)],
+            10 => &[("User-Agent", || HeaderName::UserAgent)],
+            12 => &[
+                ("Max-Forwards", || HeaderName::MaxForwards),
+                ("Record-Route", || HeaderName::RecordRoute),
+                ("Content-Type", || HeaderName::ContentType),
+            ],
+            19 => &[("P-Asserted-Identity", || HeaderName::PAssertedIdentity)],
+            _ => &[],
+        };
+        for (n, h) in known {
+            if n.eq_ignore_ascii_case(name) {
+                return h();
             }
         }
         HeaderName::Other(name.to_owned())

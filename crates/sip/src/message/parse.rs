@@ -39,7 +39,7 @@ pub(crate) struct Head {
 /// Parses the header section `head` (everything before the empty line, without it).
 pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
     let text = std::str::from_utf8(head).map_err(|_| Error::NotUtf8)?;
-    let mut lines = text.split("\r\n");
+    let mut lines = CrlfLines { rest: Some(text) };
     let start_line = lines.next().unwrap_or("");
     if start_line.len() > limits.max_line_length {
         return Err(Error::LineTooLong {
@@ -59,7 +59,7 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
     let mut pending: Option<(&str, Option<String>, usize)> = None;
     for (index, line) in lines.enumerate() {
         let line_no = index + 1;
-        if line.bytes().any(|b| b == b'\r' || b == b'\n') {
+        if memchr::memchr2(b'\r', b'\n', line.as_bytes()).is_some() {
             return Err(Error::InvalidHeaderLine {
                 line: line_no,
                 reason: "bare CR or LF; lines must end in CRLF",
@@ -101,6 +101,31 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
         headers: state.headers,
         content_length: state.content_length,
     })
+}
+
+/// The lines of `text` split at CRLF, as `str::split("\r\n")` would (a bare CR or LF stays in
+/// its line, where the caller rejects it), found with memchr.
+struct CrlfLines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Iterator for CrlfLines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let text = self.rest?;
+        let bytes = text.as_bytes();
+        let mut from = 0;
+        while let Some(i) = memchr::memchr(b'\n', &bytes[from..]).map(|i| i + from) {
+            if i > 0 && bytes[i - 1] == b'\r' {
+                self.rest = text.get(i + 1..);
+                return text.get(..i - 1);
+            }
+            from = i + 1;
+        }
+        self.rest = None;
+        Some(text)
+    }
 }
 
 struct HeaderState {
@@ -349,5 +374,28 @@ fn check_version(version: &str) -> Result<(), Error> {
         Err(Error::InvalidStartLine {
             reason: "missing SIP/2.0 version",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CrlfLines;
+
+    #[test]
+    fn crlf_lines_split_exactly_like_str_split() {
+        for text in [
+            "",
+            "a",
+            "a\r\n",
+            "a\r\nb",
+            "a\nb\r\nc",
+            "a\rb\r\n\r\nc\r",
+            "\r\n\r\n",
+            "x\r\r\ny\n\r\n",
+        ] {
+            let ours: Vec<&str> = CrlfLines { rest: Some(text) }.collect();
+            let std: Vec<&str> = text.split("\r\n").collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 }

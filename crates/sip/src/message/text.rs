@@ -24,7 +24,13 @@ fn is_param_value_byte(b: u8) -> bool {
 
 /// Trims SP and HTAB (LWS after unfolding) on both sides.
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    // A byte loop: this runs on every header and parameter, and SP/HTAB are ASCII, so the
+    // slice boundaries are always char boundaries.
+    let b = s.as_bytes();
+    let lws = |c: &u8| *c == b' ' || *c == b'\t';
+    let start = b.iter().position(|c| !lws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !lws(c)).map_or(start, |i| i + 1);
+    s.get(start..end).unwrap_or("")
 }
 
 /// Splits at `sep` outside quoted strings and `<...>`; used for comma-separated header values.

@@ -108,7 +108,8 @@ impl HeaderName {
         }
         // Candidates by length first, so most names are compared with one or two spellings
         // (and no HeaderName is built for the ones that do not match).
-        let known: &[(&str, fn() -> HeaderName)] = match name.len() {
+        type Known = &'static [(&'static str, fn() -> HeaderName)];
+        let known: Known = match name.len() {
             2 => &[("To", || HeaderName::To)],
             3 => &[("Via", || HeaderName::Via)],
             4 => &[("From", || HeaderName::From), ("CSeq", || HeaderName::CSeq)],

@@ -7,7 +7,7 @@ use clap::Parser;
 const DEFAULT_SYSTEMS: [&str; 4] = ["direct", "reference", "callseal", "callseal-norec"];
 
 /// Recorded calls per core: callseal against rtpengine behind Kamailio, measured
-/// side by side on loopback. See benches/README.md.
+/// side by side on loopback. See docs/PERFORMANCE.md.
 #[derive(Debug, Parser)]
 #[command(name = "callseal-loadbench", max_term_width = 100)]
 pub struct Opts {

@@ -102,6 +102,8 @@ pub enum CliError {
     },
     #[error("{path} already holds a callseal data folder")]
     AlreadyInitialised { path: PathBuf },
+    #[error("another callseal process{holder} is already using {path}")]
+    DataFolderBusy { path: PathBuf, holder: String },
     #[error("{what} {path}: {reason}")]
     Io {
         what: &'static str,
@@ -313,6 +315,11 @@ impl CliError {
                 "already_initialised",
                 exit::DATA_FOLDER,
                 "nothing to do; `callseal doctor` checks it; to start over, choose another --data folder".into(),
+            ),
+            E::DataFolderBusy { .. } => (
+                "data_folder_busy",
+                exit::DATA_FOLDER,
+                "stop that process first (Ctrl-C or `kill -TERM PID`), or give this one its own --data folder".into(),
             ),
             E::Io { .. } => ("io", exit::DATA_FOLDER, "check that the path exists and that you may read and write it".into()),
             E::DoctorFindings { failures, .. } => (

@@ -110,6 +110,28 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
         serve.log()
     );
 
+    // A second gateway on the same data folder is refused, and names the first one.
+    let second = Run::from(
+        callseal(&data)
+            .args([
+                "serve",
+                "--sip",
+                "127.0.0.1:0",
+                "--escrow-listen",
+                "127.0.0.1:0",
+            ])
+            .output()
+            .unwrap(),
+    );
+    second
+        .expect_code(50)
+        .stderr_has("is already using")
+        .stderr_has(&format!("pid {}", serve.id().unwrap()));
+    assert!(
+        !serve.log().contains('\u{1b}'),
+        "no terminal colour codes in a log that goes to a file"
+    );
+
     // 2. One call: the caller presses 1 and speaks; the echo endpoint plays it back.
     let call = Command::new(repo_root().join("scripts/demo-call"))
         .args(["--to", &sip, "--digit", "1", "--from", CALLER])

@@ -636,6 +636,7 @@ pub async fn escrow(ctx: &Ctx, a: &EscrowArgs) -> Result<(), CliError> {
             missing: "escrow/keyring",
         });
     }
+    let _lock = super::serve::lock_folder(&data.join("escrow"))?;
     let (clock, tick): (Arc<dyn callseal_escrow::Clock>, Duration) =
         match &a.test_clock.test_clock_file {
             Some(f) => (

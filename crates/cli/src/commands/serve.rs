@@ -58,8 +58,10 @@ fn resolve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<Config, CliErr
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLSEAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -68,6 +70,14 @@ fn init_logging() {
 pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), CliError> {
     init_logging();
     let config = resolve(ctx, a, with_escrow)?;
+    // The gateway's half of the data folder is this process's; with the escrow in process, the
+    // escrow's half too (`callseal escrow` and `callseal gateway` may share one folder).
+    let _gateway_lock = lock_folder(&config.gateway_dir())?;
+    let _escrow_lock = if with_escrow && config.escrow.mode == EscrowMode::InProcess {
+        Some(lock_folder(&config.data_dir.join("escrow"))?)
+    } else {
+        None
+    };
     let (api, identity, escrow_server) = if with_escrow
         && config.escrow.mode == EscrowMode::InProcess
     {
@@ -206,4 +216,50 @@ async fn wait_for_signal() {
             let _ = tokio::signal::ctrl_c().await;
         }
     }
+}
+
+/// Takes one half of a data folder (`gateway/` or `escrow/`) for this process: a second gateway
+/// on the same folder would share its outbox and call records, a second escrow its database
+/// and `escrow.url`. The lock is released when the returned file is dropped, or when the
+/// process ends, however it ends.
+pub(crate) fn lock_folder(dir: &Path) -> Result<std::fs::File, CliError> {
+    use std::io::{Seek, Write};
+    std::fs::create_dir_all(dir).map_err(|e| CliError::Io {
+        what: "cannot create the folder",
+        path: dir.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let path = dir.join("serve.lock");
+    let io = |what, e: std::io::Error| CliError::Io {
+        what,
+        path: path.clone(),
+        reason: e.to_string(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io("cannot open the lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            return Err(CliError::DataFolderBusy {
+                path: dir.to_owned(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("cannot lock", e)),
+    }
+    // Who holds it, for the message another process shows.
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    Ok(file)
 }

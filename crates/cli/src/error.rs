@@ -15,6 +15,8 @@ pub enum CliError {
     Usage { message: String },
     #[error("no recording with id {id} is known to the escrow")]
     UnknownRecording { id: String },
+    #[error("{id:?} is not a recording id: ids are 32 hex digits")]
+    MalformedRecordingId { id: String },
     #[error(
         "the key of recording {id} was shredded on {shredded_on}: the recording can never be opened again"
     )]
@@ -177,10 +179,10 @@ impl CliError {
         use CliError as E;
         let (code, exit, hint): (&'static str, u8, String) = match self {
             E::Usage { .. } => ("usage", exit::USAGE, "run `callseal help` or add --help to the command".into()),
-            E::UnknownRecording { .. } => (
+            E::UnknownRecording { .. } | E::MalformedRecordingId { .. } => (
                 "unknown_recording",
                 exit::UNKNOWN_RECORDING,
-                "check the id with `callseal recordings list` (ids are 32 lowercase hex digits)".into(),
+                "copy the whole id from `callseal recordings list`".into(),
             ),
             E::KeyShredded { .. } => (
                 "key_shredded",

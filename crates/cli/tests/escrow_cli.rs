@@ -153,6 +153,21 @@ fn operators_recordings_retention_audit_and_receipts() {
     w.run(&ana, &["operator", "add", "eve", "--role", "admin"])
         .expect_code(20)
         .stderr_has("admin role");
+    // An id the escrow does not know is "unknown" (10), not "sealed file missing" (43).
+    let mut args = vec![
+        "recordings",
+        "export",
+        "00112233445566778899aabbccddeeff",
+        "--purpose",
+        "x",
+        "-o",
+        out2.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&key_arg);
+    w.run(&ana, &args)
+        .expect_code(10)
+        .stderr_has("no recording with id");
+    assert!(!out2.exists());
 
     // Play to stdout: WAV bytes, nothing on disk.
     let mut args = vec![

@@ -154,6 +154,43 @@ fn output_file_exists_is_refused_and_kept() {
 }
 
 #[test]
+fn malformed_ids_are_refused_before_any_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.wav");
+    let o = out.to_str().unwrap();
+    for id in [
+        "../../etc/passwd",
+        "e02e",
+        "00112233445566778899aabbccddeefg",
+    ] {
+        run(
+            dir.path(),
+            &["recordings", "export", id, "--purpose", "review", "-o", o],
+        )
+        .expect_code(10)
+        .stderr_has("is not a recording id");
+    }
+    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing left behind: {left:?}");
+    // `-o -` names no file: the plaintext would land in one called "-".
+    run(
+        dir.path(),
+        &[
+            "recordings",
+            "export",
+            "00112233445566778899aabbccddeeff",
+            "--purpose",
+            "review",
+            "-o",
+            "-",
+        ],
+    )
+    .expect_code(2)
+    .stderr_has("--player -");
+    assert!(!dir.path().join("-").exists());
+}
+
+#[test]
 fn output_path_not_writable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("no-such-folder").join("x.wav");

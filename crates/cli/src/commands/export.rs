@@ -34,6 +34,13 @@ pub enum Target {
 impl Target {
     /// Checks and reserves the output file before anything else happens.
     pub fn file(path: &Path) -> Result<Self, CliError> {
+        if path == Path::new("-") {
+            return Err(CliError::Usage {
+                message: "-o - would write plaintext audio to a file named \"-\"; to stream to \
+                          stdout use `callseal recordings play ID --purpose … --player -`"
+                    .into(),
+            });
+        }
         Ok(Target::File(PlainOutput::create(path)?))
     }
 
@@ -49,13 +56,23 @@ pub async fn run(
     leg: Leg,
     target: Target,
 ) -> Result<(), CliError> {
+    // A strict id before anything else: it names a file below.
+    let id = super::recordings::check_id(id)?;
+    let id = id.as_str();
     let secret = keygen::load(ctx)?;
     let sealed = sealed_path(&ctx.global.data, id);
-    let file = File::open(&sealed).map_err(|_| CliError::RecordingFileMissing {
-        id: id.to_owned(),
-        path: sealed.clone(),
-    })?;
     let escrow = remote::connect(ctx).await?;
+    let file = match File::open(&sealed) {
+        Ok(f) => f,
+        Err(_) => {
+            // An id the escrow does not know is "unknown", not "file missing".
+            escrow.recording(id).await?;
+            return Err(CliError::RecordingFileMissing {
+                id: id.to_owned(),
+                path: sealed.clone(),
+            });
+        }
+    };
     let wrapped = escrow
         .release_key(id, purpose, &secret.public_key())
         .await?;

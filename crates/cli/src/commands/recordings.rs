@@ -34,7 +34,7 @@ pub fn check_id(id: &str) -> Result<String, CliError> {
     if lower.len() == 32 && lower.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(lower)
     } else {
-        Err(CliError::UnknownRecording {
+        Err(CliError::MalformedRecordingId {
             id: id.chars().take(64).collect(),
         })
     }

@@ -256,7 +256,7 @@ fn operator_view(o: m::OperatorInfo) -> OperatorView {
 }
 
 fn parse_id(id: &str) -> Result<RecordingId, CliError> {
-    id.parse().map_err(|_| CliError::UnknownRecording {
+    id.parse().map_err(|_| CliError::MalformedRecordingId {
         id: id.chars().take(64).collect(),
     })
 }

@@ -119,6 +119,10 @@ pub enum CliError {
         component: &'static str,
         reason: String,
     },
+    #[error("{message}")]
+    Config { message: String },
+    #[error("{what}: {reason}")]
+    Listen { what: String, reason: String },
     #[error("interrupted")]
     Interrupted,
 }
@@ -330,6 +334,16 @@ impl CliError {
                 "fix each finding as described above and run `callseal doctor` again".into(),
             ),
             E::Component { .. } => ("internal", exit::INTERNAL, "see the message; run `callseal doctor`".into()),
+            E::Config { .. } => (
+                "config",
+                exit::USAGE,
+                "every setting is explained in deploy/callseal.example.toml; `callseal doctor --config FILE` checks the prompts too".into(),
+            ),
+            E::Listen { .. } => (
+                "address_in_use",
+                exit::INTERNAL,
+                "another program (perhaps another callseal) listens there: stop it, or choose other addresses with --sip and --escrow-listen".into(),
+            ),
             E::Interrupted => ("interrupted", exit::INTERRUPTED, "nothing was left behind; run the command again".into()),
         };
         Report {

@@ -281,3 +281,40 @@ fn doctor_flags_a_readable_secret() {
         .unwrap();
     assert_eq!(finding["fix"], format!("chmod 600 {}", key.display()));
 }
+
+#[test]
+fn serve_refuses_bad_prompts_and_a_busy_port_before_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let prompts = dir.path().join("prompts");
+    fs::create_dir(&prompts).unwrap();
+    fs::write(prompts.join("consent.wav"), b"not a wav").unwrap();
+    let config = dir.path().join("callseal.toml");
+    fs::write(
+        &config,
+        format!("[prompts]\nfolder = {:?}\n", prompts.display().to_string()),
+    )
+    .unwrap();
+    run(&data, &["serve", "-c", config.to_str().unwrap()])
+        .expect_code(2)
+        .stderr_has("prompt consent")
+        .stderr_has("callseal.example.toml");
+    assert!(
+        !data.exists(),
+        "nothing created for a start that cannot work"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    run(
+        &data,
+        &["serve", "--sip", "127.0.0.1:0", "--escrow-listen", &addr],
+    )
+    .expect_code(1)
+    .stderr_has("cannot listen for the escrow API")
+    .stderr_has("--escrow-listen");
+    assert!(
+        !data.join("escrow/keyring").exists(),
+        "no deployment (and no one-time admin token) spent on a busy port"
+    );
+}

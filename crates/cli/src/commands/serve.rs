@@ -17,9 +17,22 @@ use crate::args::ServeArgs;
 use crate::error::CliError;
 
 fn gw_err(e: callseal_gateway::GatewayError) -> CliError {
-    CliError::Component {
-        component: "gateway",
-        reason: e.to_string(),
+    use callseal_gateway::GatewayError as G;
+    match e {
+        G::ConfigRead { .. }
+        | G::ConfigParse { .. }
+        | G::ConfigInvalid { .. }
+        | G::Prompt { .. } => CliError::Config {
+            message: e.to_string(),
+        },
+        G::Bind { what, addr, source } => CliError::Listen {
+            what: format!("cannot listen for {what} on {addr}"),
+            reason: source.to_string(),
+        },
+        other => CliError::Component {
+            component: "gateway",
+            reason: other.to_string(),
+        },
     }
 }
 
@@ -41,9 +54,8 @@ fn resolve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<Config, CliErr
     }
     opts.pbx = a.pbx.clone();
     if let Some(sip) = &a.sip {
-        let addr: SocketAddr = sip.parse().map_err(|_| CliError::Component {
-            component: "gateway",
-            reason: format!("--sip {sip} is not an IP:PORT address (e.g. 127.0.0.1:5060)"),
+        let addr: SocketAddr = sip.parse().map_err(|_| CliError::Usage {
+            message: format!("--sip {sip} is not an IP:PORT address (e.g. 127.0.0.1:5060)"),
         })?;
         opts.sip_listen = Some(addr);
     }
@@ -72,6 +84,9 @@ pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), Cl
     let config = resolve(ctx, a, with_escrow)?;
     // The gateway's half of the data folder is this process's; with the escrow in process, the
     // escrow's half too (`callseal escrow` and `callseal gateway` may share one folder).
+    // What can be checked before anything is created is checked first: a first start that
+    // fails after creating the deployment would have shown its one-time admin token for nothing.
+    callseal_gateway::prompts::PromptSet::load(config.prompts.folder.as_deref()).map_err(gw_err)?;
     let _gateway_lock = lock_folder(&config.gateway_dir())?;
     let _escrow_lock = if with_escrow && config.escrow.mode == EscrowMode::InProcess {
         Some(lock_folder(&config.data_dir.join("escrow"))?)
@@ -89,17 +104,6 @@ pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), Cl
             component: "gateway",
             reason: format!("cannot create {}: {e}", config.data_dir.display()),
         })?;
-        let local =
-            callseal_gateway::escrow::in_process(&config.data_dir, clock).map_err(gw_err)?;
-        if let Some(report) = &local.created {
-            eprintln!(
-                "callseal: created a new deployment in {}.\n  admin token (shown once, keep it safe): {}\n  \
-                 the gateway's token is in {}",
-                config.data_dir.display(),
-                report.admin_token.expose().as_str(),
-                report.gateway_token_file.display()
-            );
-        }
         let dir = callseal_escrow::DataDir::new(&config.data_dir);
         let listen = match &a.escrow_listen {
             Some(addr) => addr.parse::<SocketAddr>().map_err(|_| CliError::Usage {
@@ -118,6 +122,25 @@ pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), Cl
                 })
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
         };
+        // Tell "address in use" apart from the server's other failures, before anything is
+        // created.
+        if let Err(e) = std::net::TcpListener::bind(listen) {
+            return Err(CliError::Listen {
+                what: format!("cannot listen for the escrow API on {listen}"),
+                reason: e.to_string(),
+            });
+        }
+        let local =
+            callseal_gateway::escrow::in_process(&config.data_dir, clock).map_err(gw_err)?;
+        if let Some(report) = &local.created {
+            eprintln!(
+                "callseal: created a new deployment in {}.\n  admin token (shown once, keep it safe): {}\n  \
+                 the gateway's token is in {}",
+                config.data_dir.display(),
+                report.admin_token.expose().as_str(),
+                report.gateway_token_file.display()
+            );
+        }
         let server = callseal_escrow::server::Server::bind(
             local.service.clone(),
             &dir,

@@ -52,6 +52,10 @@ pub enum CliError {
         "your operator account is not active yet: the confidentiality agreement has not been acknowledged"
     )]
     AgreementPending,
+    #[error(
+        "not acknowledged: the answer was not \"yes\"; nothing was recorded and your account is as it was"
+    )]
+    AgreementDeclined,
     #[error("operator {name} is disabled")]
     OperatorDisabled { name: String },
     #[error("no operator named {name}")]
@@ -88,7 +92,7 @@ pub enum CliError {
     #[error("the sealed file of recording {id} is not at {path}")]
     RecordingFileMissing { id: String, path: PathBuf },
     #[error("retention of {days} days is out of range: allowed {min}..={max} days")]
-    RetentionOutOfRange { days: u64, min: u64, max: u64 },
+    RetentionOutOfRange { days: i128, min: u64, max: u64 },
     #[error("retention \"{input}\" has an ambiguous or unknown unit")]
     RetentionAmbiguousUnit { input: String },
     #[error("operator key file {path} is missing")]
@@ -242,6 +246,11 @@ impl CliError {
                 "insecure_file_mode",
                 exit::INSECURE_FILE,
                 format!("run `chmod 600 {}` and try again", path.display()),
+            ),
+            E::AgreementDeclined => (
+                "agreement_declined",
+                exit::OPERATOR,
+                "run `callseal operator acknowledge` again and type yes once you accept the agreement".into(),
             ),
             E::AgreementPending => (
                 "agreement_pending",

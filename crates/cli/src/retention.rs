@@ -18,9 +18,10 @@ pub fn parse_days(input: &str) -> Result<u64, CliError> {
         input: input.to_owned(),
     };
     if num.is_empty() {
-        if s.starts_with('-') {
+        if let Some(neg) = s.strip_prefix('-') {
+            let digits: String = neg.chars().take_while(char::is_ascii_digit).collect();
             return Err(CliError::RetentionOutOfRange {
-                days: 0,
+                days: -digits.parse::<i128>().unwrap_or(0),
                 min: MIN_DAYS,
                 max: MAX_DAYS,
             });
@@ -32,8 +33,8 @@ pub fn parse_days(input: &str) -> Result<u64, CliError> {
         "w" | "week" | "weeks" => 7,
         _ => return Err(ambiguous()),
     };
-    let out_of_range = |days| CliError::RetentionOutOfRange {
-        days,
+    let out_of_range = |days: u64| CliError::RetentionOutOfRange {
+        days: days.into(),
         min: MIN_DAYS,
         max: MAX_DAYS,
     };
@@ -78,5 +79,10 @@ mod tests {
                 "{s}"
             );
         }
+        // The message names what was given, a negative number included.
+        assert!(matches!(
+            parse_days("-5"),
+            Err(CliError::RetentionOutOfRange { days: -5, .. })
+        ));
     }
 }

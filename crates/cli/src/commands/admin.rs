@@ -124,7 +124,7 @@ pub async fn operator_acknowledge(ctx: &Ctx, e: &impl Escrow, yes: bool) -> Resu
         let stdin = std::io::stdin();
         if !stdin.is_terminal() {
             return Err(CliError::Usage {
-                message: "acknowledging needs a terminal to answer, or --yes after reading the text above".into(),
+                message: "acknowledging needs a terminal to type yes in; or add --yes once you have read the text above".into(),
             });
         }
         print!("Type \"yes\" to acknowledge that you have read and accept it: ");
@@ -137,7 +137,7 @@ pub async fn operator_acknowledge(ctx: &Ctx, e: &impl Escrow, yes: bool) -> Resu
                 message: format!("could not read the answer: {err}"),
             })?;
         if answer.trim() != "yes" {
-            return Err(CliError::AgreementPending);
+            return Err(CliError::AgreementDeclined);
         }
     }
     e.acknowledge(&a.sha256).await?;

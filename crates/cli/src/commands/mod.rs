@@ -97,7 +97,7 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Retention(RetentionCmd::Set { days, line }) => {
             let days = retention::parse_days(&days)?;
             let days = u32::try_from(days).map_err(|_| CliError::RetentionOutOfRange {
-                days,
+                days: days.into(),
                 min: retention::MIN_DAYS,
                 max: retention::MAX_DAYS,
             })?;

@@ -148,7 +148,7 @@ pub fn map_err(e: ClientError) -> CliError {
                 max: detail_u64(&error, "max") as usize,
             },
             ErrorCode::InvalidRetention => CliError::RetentionOutOfRange {
-                days: detail_u64(&error, "days"),
+                days: detail_u64(&error, "days").into(),
                 min: detail_u64(&error, "min"),
                 max: detail_u64(&error, "max"),
             },

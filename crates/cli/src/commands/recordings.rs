@@ -232,7 +232,7 @@ mod tests {
             "00112233445566778899aabbccddeefg",
         ] {
             assert!(
-                matches!(check_id(bad), Err(CliError::UnknownRecording { .. })),
+                matches!(check_id(bad), Err(CliError::MalformedRecordingId { .. })),
                 "{bad}"
             );
         }

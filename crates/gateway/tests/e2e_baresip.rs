@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use callseal_testkit::audio::{tone_ratio, wav_tone};
 use callseal_testkit::baresip::{Baresip, BaresipPorts};
-use callseal_testkit::sipp::{self, Pbx, SippPorts};
+use callseal_testkit::sipp::{self, SippPorts};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,18 +17,12 @@ async fn baresip_caller_consents_and_is_recorded() {
     let work = tempfile::tempdir().unwrap();
     let pbx_ports = SippPorts::free();
     let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         work.path(),
-        &Pbx {
-            pcap: Some(pbx_stream(work.path(), PBX_HZ, 8000)),
-        }
-        .scenario(),
+        Some(pbx_stream(work.path(), PBX_HZ, 8000)),
         pbx_ports,
-        None,
         Duration::from_secs(40),
-    )
-    .unwrap();
+    );
     let wav = work.path().join("caller.wav");
     wav_tone(&wav, CALLER_HZ, 12.0).unwrap();
     let gw = env.sip();

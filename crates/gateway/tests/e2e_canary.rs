@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callseal_testkit::canary::{files_containing, files_containing_since};
-use callseal_testkit::sipp::{self, Caller, Pbx, SippPorts};
+use callseal_testkit::sipp::{self, Caller, SippPorts};
 use common::*;
 
 const NUMBER: &str = "+4930901820731";
@@ -53,30 +53,16 @@ async fn no_caller_number_or_audio_reaches_disk_or_logs() {
     let started = std::time::SystemTime::now() - Duration::from_secs(2);
     let pbx_ports = SippPorts::free();
     let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         inputs.path(),
-        &Pbx {
-            pcap: Some(pbx_stream(inputs.path(), PBX_HZ, 6000)),
-        }
-        .scenario(),
+        Some(pbx_stream(inputs.path(), PBX_HZ, 6000)),
         pbx_ports,
-        None,
         Duration::from_secs(40),
-    )
-    .unwrap();
+    );
     let (pcap, pcap_ms) = caller_stream(inputs.path(), MARKER_HZ, 600, "1", 5000);
     let mut caller = Caller::new(NUMBER, "counselling", pcap_ms + 300);
     caller.pcap = Some(pcap);
-    let uac = sipp::spawn(
-        "caller",
-        inputs.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(40),
-    )
-    .unwrap();
+    let uac = spawn_caller(inputs.path(), &caller, env.sip(), Duration::from_secs(40));
     blocking(move || sipp::expect_success(uac, Duration::from_secs(45)))
         .await
         .unwrap();

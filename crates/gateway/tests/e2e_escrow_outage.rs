@@ -15,7 +15,7 @@ use callseal_escrow::server::{Server, ServerConfig};
 use callseal_escrow::{DataDir, Service};
 use callseal_gateway::escrow::{EscrowApi, Link};
 use callseal_testkit::audio::tone_ratio;
-use callseal_testkit::sipp::{self, Caller, Pbx, SippPorts};
+use callseal_testkit::sipp::{self, Caller, SippPorts};
 use common::*;
 use tokio::sync::oneshot;
 
@@ -95,30 +95,16 @@ async fn escrow_outage_during_a_call_still_records_and_delivers_the_key_later() 
 
     // The escrow goes down before the call.
     running.stop().await;
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         work.path(),
-        &Pbx {
-            pcap: Some(pbx_stream(work.path(), PBX_HZ, 6000)),
-        }
-        .scenario(),
+        Some(pbx_stream(work.path(), PBX_HZ, 6000)),
         pbx_ports,
-        None,
         Duration::from_secs(40),
-    )
-    .unwrap();
+    );
     let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "1", 5000);
     let mut caller = Caller::new("+15550106", "counselling", pcap_ms + 300);
     caller.pcap = Some(pcap);
-    let uac = sipp::spawn(
-        "caller",
-        work.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(40),
-    )
-    .unwrap();
+    let uac = spawn_caller(work.path(), &caller, env.sip(), Duration::from_secs(40));
     blocking(move || sipp::expect_success(uac, Duration::from_secs(45)))
         .await
         .unwrap();

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use callseal_testkit::audio::tone_ratio;
-use callseal_testkit::sipp::{self, Caller, Pbx, SippPorts};
+use callseal_testkit::sipp::{self, Caller, SippPorts};
 use common::*;
 
 /// (1) The milestone: consent with digit 1, both directions sealed, decoded by frequency.
@@ -18,30 +18,16 @@ async fn consenting_caller_is_recorded_in_stereo_caller_left_pbx_right() {
     let pbx_ports = SippPorts::free();
     let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
     let pbx_pcap = pbx_stream(work.path(), PBX_HZ, 8000);
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         work.path(),
-        &Pbx {
-            pcap: Some(pbx_pcap),
-        }
-        .scenario(),
+        Some(pbx_pcap),
         pbx_ports,
-        None,
         Duration::from_secs(40),
-    )
-    .unwrap();
+    );
     let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "1", 7000);
     let mut caller = Caller::new("+15550100", "counselling", pcap_ms + 300);
     caller.pcap = Some(pcap);
-    let uac = sipp::spawn(
-        "caller",
-        work.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(40),
-    )
-    .unwrap();
+    let uac = spawn_caller(work.path(), &caller, env.sip(), Duration::from_secs(40));
     blocking(move || sipp::expect_success(uac, Duration::from_secs(45)))
         .await
         .unwrap();
@@ -99,30 +85,16 @@ async fn declining_caller_reaches_the_pbx_and_nothing_is_recorded() {
     let work = tempfile::tempdir().unwrap();
     let pbx_ports = SippPorts::free();
     let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         work.path(),
-        &Pbx {
-            pcap: Some(pbx_stream(work.path(), PBX_HZ, 4000)),
-        }
-        .scenario(),
+        Some(pbx_stream(work.path(), PBX_HZ, 4000)),
         pbx_ports,
-        None,
         Duration::from_secs(30),
-    )
-    .unwrap();
+    );
     let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "2", 4000);
     let mut caller = Caller::new("+15550101", "counselling", pcap_ms + 300);
     caller.pcap = Some(pcap);
-    let uac = sipp::spawn(
-        "caller",
-        work.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let uac = spawn_caller(work.path(), &caller, env.sip(), Duration::from_secs(30));
     blocking(move || sipp::expect_success(uac, Duration::from_secs(35)))
         .await
         .unwrap();
@@ -157,15 +129,7 @@ async fn hang_up_during_the_prompt_never_calls_the_pbx() {
         .unwrap();
     let mut env = Env::start(Some(pbx_sock.local_addr().unwrap()), |_| {}).await;
     let caller = Caller::new("+15550102", "counselling", 1000);
-    let uac = sipp::spawn(
-        "caller",
-        work.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(20),
-    )
-    .unwrap();
+    let uac = spawn_caller(work.path(), &caller, env.sip(), Duration::from_secs(20));
     blocking(move || sipp::expect_success(uac, Duration::from_secs(25)))
         .await
         .unwrap();
@@ -192,18 +156,12 @@ async fn withdrawal_mid_call_erases_the_recording() {
     let work = tempfile::tempdir().unwrap();
     let pbx_ports = SippPorts::free();
     let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         work.path(),
-        &Pbx {
-            pcap: Some(pbx_stream(work.path(), PBX_HZ, 8000)),
-        }
-        .scenario(),
+        Some(pbx_stream(work.path(), PBX_HZ, 8000)),
         pbx_ports,
-        None,
         Duration::from_secs(40),
-    )
-    .unwrap();
+    );
     // Consent, 3 s of call, then the withdraw code *9, then 2 s more.
     let tone =
         callseal_testkit::audio::ulaw_tone(&work.path().join("c.ulaw"), CALLER_HZ, 10.0).unwrap();
@@ -217,15 +175,7 @@ async fn withdrawal_mid_call_erases_the_recording() {
     s.write_pcap(&pcap).unwrap();
     let mut caller = Caller::new("+15550103", "counselling", s.duration_ms() + 300);
     caller.pcap = Some(pcap);
-    let uac = sipp::spawn(
-        "caller",
-        work.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(40),
-    )
-    .unwrap();
+    let uac = spawn_caller(work.path(), &caller, env.sip(), Duration::from_secs(40));
     blocking(move || sipp::expect_success(uac, Duration::from_secs(45)))
         .await
         .unwrap();
@@ -263,31 +213,17 @@ async fn shutdown_mid_call_hangs_up_both_sides_and_finalises_the_recording() {
     let work = tempfile::tempdir().unwrap();
     let pbx_ports = SippPorts::free();
     let mut env = Env::start(Some(pbx_ports.sip_addr()), |_| {}).await;
-    let pbx = sipp::spawn(
-        "pbx",
+    let pbx = spawn_pbx(
         work.path(),
-        &Pbx {
-            pcap: Some(pbx_stream(work.path(), PBX_HZ, 20_000)),
-        }
-        .scenario(),
+        Some(pbx_stream(work.path(), PBX_HZ, 20_000)),
         pbx_ports,
-        None,
         Duration::from_secs(60),
-    )
-    .unwrap();
+    );
     let (pcap, pcap_ms) = caller_stream(work.path(), CALLER_HZ, 600, "1", 20_000);
     let mut caller = Caller::new("+15550104", "counselling", pcap_ms);
     caller.pcap = Some(pcap);
     caller.expect_bye = true;
-    let uac = sipp::spawn(
-        "caller",
-        work.path(),
-        &caller.scenario(),
-        SippPorts::free(),
-        Some(env.sip()),
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let uac = spawn_caller(work.path(), &caller, env.sip(), Duration::from_secs(60));
     // Recording for a while, then the gateway is stopped under the call.
     env.wait_for(Duration::from_secs(20), "the recording to start", |e| {
         !e.recordings().is_empty()

@@ -14,6 +14,8 @@ use callseal_gateway::{Config, Gateway};
 use callseal_recording::keys::{RecordingId, SecretKey, unwrap};
 use callseal_testkit::audio;
 use callseal_testkit::pcap::RtpStream;
+use callseal_testkit::process::Peer;
+use callseal_testkit::sipp::{self, Caller, Pbx, SippPorts};
 
 /// Caller audio (Hz) and PBX audio (Hz): far apart, neither a DTMF frequency.
 pub const CALLER_HZ: u32 = 440;
@@ -226,6 +228,25 @@ pub fn pbx_stream(dir: &Path, hz: u32, ms: u32) -> PathBuf {
     let path = dir.join("pbx.pcap");
     s.write_pcap(&path).unwrap();
     path
+}
+
+/// sipp as the PBX on `ports`: answers, replays `pcap` after the ACK, waits for the BYE.
+pub fn spawn_pbx(dir: &Path, pcap: Option<PathBuf>, ports: SippPorts, limit: Duration) -> Peer {
+    sipp::spawn("pbx", dir, &Pbx { pcap }.scenario(), ports, None, limit).unwrap()
+}
+
+/// sipp as `caller`, calling the gateway at `gateway`.
+pub fn spawn_caller(dir: &Path, caller: &Caller, gateway: SocketAddr, limit: Duration) -> Peer {
+    let scenario = caller.scenario();
+    sipp::spawn(
+        "caller",
+        dir,
+        &scenario,
+        SippPorts::free(),
+        Some(gateway),
+        limit,
+    )
+    .unwrap()
 }
 
 /// Runs a blocking peer wait off the async runtime.

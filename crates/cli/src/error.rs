@@ -101,6 +101,8 @@ pub enum CliError {
     OperatorKeyInvalid { path: PathBuf, reason: String },
     #[error("the released key does not open with your operator key ({path})")]
     OperatorKeyMismatch { path: PathBuf },
+    #[error("the escrow refused the operator key you offered: {reason}")]
+    OperatorKeyNotEnrolled { reason: String },
     #[error("{path} is not a callseal data folder (no {missing})")]
     NotInitialised {
         path: PathBuf,
@@ -315,6 +317,11 @@ impl CliError {
                 "operator_key_invalid",
                 exit::OPERATOR_KEY,
                 "pass the file written by `callseal operator keygen` with --key-file".into(),
+            ),
+            E::OperatorKeyNotEnrolled { .. } => (
+                "operator_key_not_enrolled",
+                exit::OPERATOR_KEY,
+                "pass the key file whose public key was enrolled for you with --key-file, or have an admin enrol this one (`callseal operator add … --public-key`)".into(),
             ),
             E::OperatorKeyMismatch { .. } => (
                 "operator_key_mismatch",

@@ -153,6 +153,30 @@ fn operators_recordings_retention_audit_and_receipts() {
     w.run(&ana, &["operator", "add", "eve", "--role", "admin"])
         .expect_code(20)
         .stderr_has("admin role");
+    // A key file that is not the one enrolled for ana: the escrow refuses to re-wrap to it.
+    let stranger = w.data.join("stranger.key");
+    common::run(
+        &w.data,
+        &["operator", "keygen", "-o", stranger.to_str().unwrap()],
+    )
+    .expect_code(0);
+    w.run(
+        &ana,
+        &[
+            "--key-file",
+            stranger.to_str().unwrap(),
+            "recordings",
+            "export",
+            &a,
+            "--purpose",
+            "x",
+            "-o",
+            out2.to_str().unwrap(),
+        ],
+    )
+    .expect_code(44)
+    .stderr_has("refused the operator key");
+    assert!(!out2.exists());
     // An id the escrow does not know is "unknown" (10), not "sealed file missing" (43).
     let mut args = vec![
         "recordings",

@@ -143,6 +143,11 @@ pub fn map_err(e: ClientError) -> CliError {
             }
             ErrorCode::OperatorInactive => CliError::AgreementPending,
             ErrorCode::PurposeRequired => CliError::PurposeMissing,
+            ErrorCode::InvalidInput if detail_str(&error, "field") == "operator key" => {
+                CliError::OperatorKeyNotEnrolled {
+                    reason: detail_str(&error, "reason"),
+                }
+            }
             ErrorCode::PurposeTooLong => CliError::PurposeTooLong {
                 len: detail_u64(&error, "len") as usize,
                 max: detail_u64(&error, "max") as usize,

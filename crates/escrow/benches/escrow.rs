@@ -243,7 +243,7 @@ fn main() {
     let single = deposit_rate(&b, 1, 2_000);
     let raw = raw_insert_rate(100, n);
     println!(
-        "deposits, batches of 100 (outbox flush): {batched:>9.0}/s  target >= 5000/s: {}",
+        "deposits, batches of 100 (batch API): {batched:>9.0}/s  target >= 5000/s: {}",
         verdict(batched >= 5000.0)
     );
     println!("deposits, one per request/transaction:  {single:>9.0}/s  (each commit is an fsync)");

@@ -140,14 +140,7 @@ fn no_byte_of_a_shredded_key_is_left_on_disk() {
     assert_eq!(scan(&env.data(), &needles), Vec::<String>::new());
 
     // The other epoch's recordings still open.
-    let l = env.listener("ana");
-    for s in &kept {
-        let r = env
-            .svc
-            .release_key(&l.actor, &s.id, "review", &l.secret.public_key())
-            .unwrap();
-        assert!(s.opens_with(&r.wrapped_key, &l.secret));
-    }
+    env.assert_each_opens(&kept);
 }
 
 #[test]
@@ -178,14 +171,7 @@ fn no_byte_of_an_erased_key_is_left_on_disk() {
 
     assert_eq!(scan(&env.data(), &needles), Vec::<String>::new());
     assert_eq!(key_rows(&env, &doomed.id), 0);
-    let l = env.listener("ana");
-    for s in &kept {
-        let r = env
-            .svc
-            .release_key(&l.actor, &s.id, "review", &l.secret.public_key())
-            .unwrap();
-        assert!(s.opens_with(&r.wrapped_key, &l.secret));
-    }
+    env.assert_each_opens(&kept);
 }
 
 #[test]

@@ -127,6 +127,18 @@ impl Env {
         }
     }
 
+    /// A new listener ("ana") releases and opens the key of each of `sealed`.
+    pub fn assert_each_opens(&self, sealed: &[Sealed]) {
+        let l = self.listener("ana");
+        for s in sealed {
+            let r = self
+                .svc
+                .release_key(&l.actor, &s.id, "review", &l.secret.public_key())
+                .unwrap();
+            assert!(s.opens_with(&r.wrapped_key, &l.secret));
+        }
+    }
+
     pub fn listener(&self, name: &str) -> Listener {
         let secret = SecretKey::generate().unwrap();
         let new = NewOperator {

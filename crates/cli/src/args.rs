@@ -21,7 +21,7 @@ pub struct Cli {
 }
 
 /// Options every command accepts.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// Data folder (escrow keys, gateway credentials, sealed recordings).
     #[arg(

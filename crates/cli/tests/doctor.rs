@@ -314,3 +314,42 @@ fn doctor_accepts_readable_public_files_but_not_writable_ones() {
         )]
     );
 }
+
+#[test]
+fn doctor_with_a_config_checks_the_data_folder_the_config_names() {
+    let w = deployment();
+    doctor(&w, &[]).expect_code(0); // also makes the PATH stub and lowers the core limit
+    let config = w.dir.path().join("callseal.toml");
+    fs::write(
+        &config,
+        format!("data_dir = {:?}\n", w.data.display().to_string()),
+    )
+    .unwrap();
+    // No --data: from another folder, the file's data_dir is the deployment, as for `serve`.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_callseal"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CALLSEAL_") {
+            cmd.env_remove(k);
+        }
+    }
+    let r = Run::from(
+        cmd.current_dir(elsewhere.path())
+            .env("CALLSEAL_TOKEN", &w.admin)
+            .env("PATH", w.dir.path().join("bin"))
+            .args(["--json", "doctor", "-c", config.to_str().unwrap()])
+            .output()
+            .unwrap(),
+    );
+    r.expect_code(0);
+    let rows = rows(&r);
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str()),
+        ("file modes", "ok")
+    );
+    assert!(
+        rows[0].2.contains(&w.data.display().to_string()),
+        "{:?}",
+        rows[0]
+    );
+}

@@ -66,6 +66,19 @@ async fn dispatch(ctx: &Ctx, command: Command) -> Result<(), CliError> {
         Command::Gateway(a) => serve::serve(ctx, &a, false).await,
         Command::Escrow(a) => remote::escrow(ctx, &a).await,
         Command::Doctor(a) => {
+            // The folder `serve -c FILE` would use: the file's data_dir, unless --data was
+            // changed from its default.
+            let mut global = ctx.global.clone();
+            if let Some(file) = &a.config
+                && global.data == std::path::Path::new("callseal-data")
+                && let Ok(c) = callseal_gateway::Config::from_file(file)
+            {
+                global.data = c.data_dir;
+            }
+            let ctx = &Ctx {
+                global,
+                core_dumps_before: ctx.core_dumps_before,
+            };
             let mut findings = Vec::new();
             doctor::check_file_modes(&ctx.global.data, &mut findings);
             doctor::check_core_dumps(ctx.core_dumps_before, &mut findings);

@@ -451,44 +451,31 @@ fn export_leg(w: &World, l: &Listener, id: &str, leg: &str) -> Channels {
     read_wav(&out).unwrap()
 }
 
-#[test]
-fn export_leg_caller_is_mono_and_holds_only_the_caller() {
+/// Records a call, exports `leg` alone and checks it is mono and every sample is `leg`'s value.
+fn assert_leg_export_holds_only(leg: &str) {
     let rt = runtime();
     let w = setup();
     let ana = w.admin_and_listener("ana");
     let id = w.record(&rt);
     let (caller, consultant) = (ulaw_decode(CALLER_ULAW), ulaw_decode(CONSULTANT_ULAW));
-    assert!(caller != 0 && caller != consultant);
-    let wav = export_leg(&w, &ana, &id, "caller");
+    assert!(caller != 0 && consultant != 0 && caller != consultant);
+    let want = if leg == "caller" { caller } else { consultant };
+    let wav = export_leg(&w, &ana, &id, leg);
     assert_eq!((wav.rate, wav.channels.len()), (8000, 1));
     let samples = &wav.channels[0];
     assert_eq!(samples.len(), FRAMES_PER_LEG as usize * 160);
-    let other: Vec<_> = samples.iter().filter(|&&s| s != caller).collect();
-    assert!(
-        other.is_empty(),
-        "{} samples are not the caller's",
-        other.len()
-    );
+    let other = samples.iter().filter(|&&s| s != want).count();
+    assert_eq!(other, 0, "{other} samples are not the {leg}'s");
+}
+
+#[test]
+fn export_leg_caller_is_mono_and_holds_only_the_caller() {
+    assert_leg_export_holds_only("caller");
 }
 
 #[test]
 fn export_leg_consultant_is_mono_and_holds_only_the_consultant() {
-    let rt = runtime();
-    let w = setup();
-    let ana = w.admin_and_listener("ana");
-    let id = w.record(&rt);
-    let (caller, consultant) = (ulaw_decode(CALLER_ULAW), ulaw_decode(CONSULTANT_ULAW));
-    assert!(consultant != 0 && caller != consultant);
-    let wav = export_leg(&w, &ana, &id, "consultant");
-    assert_eq!((wav.rate, wav.channels.len()), (8000, 1));
-    let samples = &wav.channels[0];
-    assert_eq!(samples.len(), FRAMES_PER_LEG as usize * 160);
-    let other: Vec<_> = samples.iter().filter(|&&s| s != consultant).collect();
-    assert!(
-        other.is_empty(),
-        "{} samples are not the consultant's",
-        other.len()
-    );
+    assert_leg_export_holds_only("consultant");
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, the precise form `--since`/`--until` accept.

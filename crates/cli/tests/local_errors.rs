@@ -132,23 +132,21 @@ fn purpose_missing_or_too_long_is_refused_before_anything_happens() {
     assert!(!out.exists());
 }
 
+/// `recordings export` of a well-formed id with a purpose, to `out`.
+fn export_to(data: &std::path::Path, out: &str) -> common::Run {
+    let id = "00112233445566778899aabbccddeeff";
+    run(
+        data,
+        &["recordings", "export", id, "--purpose", "review", "-o", out],
+    )
+}
+
 #[test]
 fn output_file_exists_is_refused_and_kept() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.wav");
     fs::write(&out, b"keep me").unwrap();
-    let r = run(
-        dir.path(),
-        &[
-            "recordings",
-            "export",
-            "00112233445566778899aabbccddeeff",
-            "--purpose",
-            "review",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = export_to(dir.path(), out.to_str().unwrap());
     r.expect_code(40).stderr_has("never overwrites");
     assert_eq!(fs::read(&out).unwrap(), b"keep me");
 }
@@ -173,20 +171,9 @@ fn malformed_ids_are_refused_before_any_file_is_named() {
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "nothing left behind: {left:?}");
     // `-o -` names no file: the plaintext would land in one called "-".
-    run(
-        dir.path(),
-        &[
-            "recordings",
-            "export",
-            "00112233445566778899aabbccddeeff",
-            "--purpose",
-            "review",
-            "-o",
-            "-",
-        ],
-    )
-    .expect_code(2)
-    .stderr_has("--player -");
+    export_to(dir.path(), "-")
+        .expect_code(2)
+        .stderr_has("--player -");
     assert!(!dir.path().join("-").exists());
 }
 
@@ -194,20 +181,9 @@ fn malformed_ids_are_refused_before_any_file_is_named() {
 fn output_path_not_writable() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("no-such-folder").join("x.wav");
-    run(
-        dir.path(),
-        &[
-            "recordings",
-            "export",
-            "00112233445566778899aabbccddeeff",
-            "--purpose",
-            "review",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-    )
-    .expect_code(41)
-    .stderr_has("does not exist");
+    export_to(dir.path(), out.to_str().unwrap())
+        .expect_code(41)
+        .stderr_has("does not exist");
 }
 
 #[test]

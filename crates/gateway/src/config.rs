@@ -107,6 +107,9 @@ pub struct MediaConfig {
     pub port_max: u16,
     /// Seconds without any RTP from a leg after which the call is ended.
     pub inactivity_timeout_secs: u64,
+    /// Media threads, each carrying its share of the calls (0: one per core the process may
+    /// run on).
+    pub threads: usize,
 }
 
 impl Default for MediaConfig {
@@ -117,6 +120,7 @@ impl Default for MediaConfig {
             port_min: 20000,
             port_max: 20999,
             inactivity_timeout_secs: 60,
+            threads: 0,
         }
     }
 }

@@ -11,7 +11,7 @@
 pub mod config;
 pub mod error;
 pub mod escrow;
-pub mod media_task;
+pub mod media_engine;
 pub mod metrics;
 pub mod outbox;
 pub mod ports;

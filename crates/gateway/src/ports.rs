@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 use crate::error::GatewayError;
 
@@ -25,7 +25,8 @@ struct PoolInner {
     in_use: usize,
 }
 
-/// One bound pair; the port returns to the pool when this is dropped.
+/// One bound pair (non-blocking sockets, read by a media thread); the port returns to the
+/// pool when this is dropped.
 pub struct RtpPair {
     pub rtp: UdpSocket,
     pub rtcp: UdpSocket,
@@ -116,9 +117,9 @@ impl PortPool {
 }
 
 fn bind_udp(ip: IpAddr, port: u16) -> std::io::Result<UdpSocket> {
-    let sock = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+    let sock = UdpSocket::bind(SocketAddr::new(ip, port))?;
     sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock)
+    Ok(sock)
 }
 
 #[cfg(test)]

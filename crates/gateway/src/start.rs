@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::config::{CallerIdentity, Config};
 use crate::error::GatewayError;
 use crate::escrow::{EpochCache, EscrowApi, OutboxDelivery};
+use crate::media_engine::MediaEngine;
 use crate::metrics::Metrics;
 use crate::outbox::{OUTBOX_LAST_TRY, Outbox};
 use crate::ports::PortPool;
@@ -165,7 +166,9 @@ pub async fn start(
     })?;
     drop(pepper);
 
+    let media = Arc::new(MediaEngine::start(config.media.threads, metrics.clone())?);
     let res = Resources {
+        media,
         pool: PortPool::new(
             config.media.bind,
             config.media.port_min,

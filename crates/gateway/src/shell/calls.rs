@@ -11,11 +11,11 @@ use callseal_call::{
 use callseal_escrow::{CallerCode, LineId, Timestamp};
 use callseal_media::{MediaEvent, Playback, Prompt, SessionConfig};
 use callseal_recording::keys::{EpochId, RecordingId, WrappedKey};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::Shell;
 use super::media_map::{call_leg, echo_leg, leg_config, media_leg};
-use crate::media_task::{self, MediaCmd, MediaReport};
+use crate::media_engine::{self, MediaCmd, MediaHandle, MediaReport};
 use crate::metrics::ConsentOutcome;
 use crate::outbox::OutboxItem;
 use crate::prompts::{PromptName, PromptSet};
@@ -68,7 +68,7 @@ struct PendingDeposit {
 
 /// What the shell holds for one call.
 pub(crate) struct CallIo {
-    media: mpsc::UnboundedSender<MediaCmd>,
+    media: MediaHandle,
     recorder: Option<Recorder>,
     deposit: Option<PendingDeposit>,
     echo: Option<tokio::task::JoinHandle<()>>,
@@ -198,7 +198,7 @@ impl Shell {
 
     fn io(&mut self, call: CallHandle) -> Result<&mut CallIo, crate::GatewayError> {
         if !self.calls.contains_key(&call) {
-            let (a, b) = media_task::random_streams()?;
+            let (a, b) = media_engine::random_streams()?;
             let config = SessionConfig {
                 latching_window: Duration::from_secs(2),
                 media_timeout: Some(Duration::from_secs(
@@ -207,12 +207,7 @@ impl Shell {
                 caller_stream: a,
                 pbx_stream: b,
             };
-            let media = media_task::spawn(
-                call,
-                config,
-                self.res.metrics.clone(),
-                self.reports_tx.clone(),
-            );
+            let media = self.res.media.open(call, config, self.reports_tx.clone());
             self.res.metrics.calls_total.fetch_add(1, Ordering::Relaxed);
             self.calls.insert(
                 call,

@@ -20,7 +20,7 @@ use callseal_call::{CallHandle, CallManager, Event, Now};
 use tokio::sync::{mpsc, watch};
 
 use crate::escrow::EpochCache;
-use crate::media_task::MediaReport;
+use crate::media_engine::{MediaEngine, MediaReport};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::ports::PortPool;
@@ -35,6 +35,7 @@ pub(crate) struct Resources {
     pub config: crate::Config,
     pub metrics: Arc<Metrics>,
     pub pool: PortPool,
+    pub media: Arc<MediaEngine>,
     pub prompts: PromptLibrary,
     pub outbox: Arc<Outbox>,
     pub epochs: Arc<EpochCache>,
@@ -198,6 +199,9 @@ impl Shell {
         for call in handles {
             self.finalise(call, now().unix_ms).await;
         }
+        // The media threads end once they have released what they still hold.
+        let media = self.res.media.clone();
+        let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
         self.endpoint.flush().await;
     }
 }

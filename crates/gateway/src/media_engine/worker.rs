@@ -1,0 +1,477 @@
+//! One media thread: the shell loop of STYLE §1 for many calls at once.
+//!
+//! Each turn: wait on the epoll set (every call's sockets and the command eventfd) until the
+//! earliest deadline; apply every queued command first (a leg's configuration, sent just before
+//! the 200 OK that makes the peer send, must apply before the packets queued on its socket are
+//! read, or the caller's first packets — often the consent digit — meet an unconfigured leg);
+//! then read one datagram per ready socket (level-triggered: a socket with more waiting is
+//! reported again next turn); then serve the calls whose deadline came. After any input a
+//! call's transmits and events are drained and its next deadline scheduled.
+
+use std::collections::HashMap;
+use std::net::UdpSocket;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use callseal_media::{Leg, MediaEvent, MediaSession, SessionConfig, TapSinkError};
+use rustix::buffer::spare_capacity;
+use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
+use rustix::io::Errno;
+
+use super::deadlines::{Deadlines, Slot};
+use super::{MediaCmd, MediaReport};
+use crate::metrics::Metrics;
+use crate::ports::RtpPair;
+use crate::recorder::Recorder;
+
+/// How often a recording's pending audio is checked for sealing (silence, hold).
+const SEAL_CHECK: Duration = Duration::from_millis(250);
+/// The longest single wait (nothing scheduled): the loop simply turns again.
+const IDLE: Duration = Duration::from_secs(60);
+/// Readiness events taken per wait.
+const EVENTS: usize = 512;
+/// The epoll token of the command eventfd; call sockets use `call << 2 | socket`.
+const WAKE: u64 = u64::MAX;
+
+/// Hands a report to the signalling loop; false once it is gone.
+pub(super) type Reporter = Box<dyn Fn(MediaReport) -> bool + Send>;
+
+/// What the signalling loop hands a media thread.
+pub(super) enum Msg {
+    /// A new call.
+    Open {
+        call: u64,
+        config: Box<SessionConfig>,
+        report: Reporter,
+    },
+    /// A command for a call.
+    Command { call: u64, cmd: MediaCmd },
+    /// End every call and the thread.
+    Stop,
+}
+
+/// A media thread's command queue; pushing to an empty queue wakes the thread.
+pub(super) struct Inbox {
+    queue: Mutex<Queue>,
+    wake: Option<OwnedFd>,
+}
+
+struct Queue {
+    msgs: Vec<Msg>,
+    closed: bool,
+}
+
+impl Inbox {
+    fn new(wake: Option<OwnedFd>) -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                msgs: Vec::new(),
+                closed: wake.is_none(),
+            }),
+            wake,
+        }
+    }
+
+    /// An inbox no thread reads: every push fails.
+    pub(super) fn closed() -> Self {
+        Self::new(None)
+    }
+
+    /// Queues `msg`; false (and `msg` dropped) when the thread has ended.
+    pub(super) fn push(&self, msg: Msg) -> bool {
+        let was_empty = {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if q.closed {
+                return false;
+            }
+            q.msgs.push(msg);
+            q.msgs.len() == 1
+        };
+        // One wake-up per batch: a non-empty queue already has one pending.
+        if was_empty && let Some(fd) = &self.wake {
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+        true
+    }
+
+    fn take(&self, into: &mut Vec<Msg>) {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::swap(&mut q.msgs, into);
+    }
+
+    fn close(&self) -> Vec<Msg> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        q.closed = true;
+        std::mem::take(&mut q.msgs)
+    }
+}
+
+/// One call as its thread holds it.
+struct Call {
+    session: MediaSession,
+    caller: Option<RtpPair>,
+    pbx: Option<RtpPair>,
+    recorder: Option<(Recorder, Instant)>,
+    next_seal: Option<Instant>,
+    slot: Slot,
+    report: Reporter,
+}
+
+impl Call {
+    fn pair(&self, leg: Leg) -> Option<&RtpPair> {
+        match leg {
+            Leg::Caller => self.caller.as_ref(),
+            Leg::Pbx => self.pbx.as_ref(),
+        }
+    }
+
+    fn fail(&self, leg: Leg, reason: String) {
+        (self.report)(MediaReport::Failed { leg, reason });
+    }
+}
+
+/// The thread's state.
+pub(super) struct Worker {
+    inbox: Arc<Inbox>,
+    epoll: OwnedFd,
+    metrics: Arc<Metrics>,
+    calls: HashMap<u64, Call>,
+    deadlines: Deadlines<u64>,
+    /// Packets sent since the counter was last published.
+    sent: u64,
+}
+
+impl Worker {
+    /// A worker and its inbox; the caller runs [`Worker::run`] on a thread of its own.
+    pub(super) fn new(metrics: Arc<Metrics>) -> std::io::Result<(Arc<Inbox>, Self)> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(
+            &epoll,
+            &wake,
+            epoll::EventData::new_u64(WAKE),
+            epoll::EventFlags::IN,
+        )?;
+        let inbox = Arc::new(Inbox::new(Some(wake)));
+        Ok((
+            inbox.clone(),
+            Self {
+                inbox,
+                epoll,
+                metrics,
+                calls: HashMap::new(),
+                deadlines: Deadlines::new(),
+                sent: 0,
+            },
+        ))
+    }
+
+    /// The loop; returns after [`Msg::Stop`], every call ended.
+    pub(super) fn run(mut self) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
+        let mut msgs = Vec::new();
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let timeout = wait_for(self.deadlines.next());
+            events.clear();
+            match epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => {
+                    tracing::error!("media thread: waiting for packets failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            let now = Instant::now();
+            // The eventfd is reset before the queue is taken: a command queued after the take
+            // finds the queue empty and wakes the thread again.
+            if events.iter().any(|ev| ev.data.u64() == WAKE)
+                && let Some(fd) = &self.inbox.wake
+            {
+                let mut b = [0u8; 8];
+                let _ = rustix::io::read(fd, &mut b);
+            }
+            self.inbox.take(&mut msgs);
+            let mut stop = false;
+            for msg in msgs.drain(..) {
+                match msg {
+                    Msg::Stop => stop = true,
+                    msg if !stop => self.message(now, msg),
+                    _ => {}
+                }
+            }
+            if stop {
+                break;
+            }
+            for ev in &events {
+                match ev.data.u64() {
+                    WAKE => {}
+                    token => self.readable(now, token, &mut buf),
+                }
+            }
+            self.timers(now);
+            if self.sent > 0 {
+                self.metrics
+                    .rtp_packets_out
+                    .fetch_add(std::mem::take(&mut self.sent), Ordering::Relaxed);
+            }
+        }
+        // Whatever is still queued is dropped (a StopRecording's `done` is answered by the
+        // drop); every call still held is ended as by Release.
+        drop(self.inbox.close());
+        let calls: Vec<u64> = self.calls.keys().copied().collect();
+        for call in calls {
+            self.end(call);
+        }
+    }
+
+    fn message(&mut self, now: Instant, msg: Msg) {
+        let (call, cmd) = match msg {
+            Msg::Open {
+                call,
+                config,
+                report,
+            } => {
+                self.calls.insert(
+                    call,
+                    Call {
+                        session: MediaSession::new(*config),
+                        caller: None,
+                        pbx: None,
+                        recorder: None,
+                        next_seal: None,
+                        slot: Slot::default(),
+                        report,
+                    },
+                );
+                return;
+            }
+            Msg::Command { call, cmd } => (call, cmd),
+            Msg::Stop => return,
+        };
+        if matches!(cmd, MediaCmd::Release) {
+            self.end(call);
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
+            // Already released: nothing to do (a StopRecording's `done` is answered by the drop).
+            return;
+        };
+        match cmd {
+            MediaCmd::Release => {}
+            MediaCmd::Attach { leg, pair } => {
+                let base = call << 2 | if leg == Leg::Caller { 0 } else { 2 };
+                let registered = epoll::add(
+                    &self.epoll,
+                    &pair.rtp,
+                    epoll::EventData::new_u64(base),
+                    epoll::EventFlags::IN,
+                )
+                .and_then(|()| {
+                    epoll::add(
+                        &self.epoll,
+                        &pair.rtcp,
+                        epoll::EventData::new_u64(base | 1),
+                        epoll::EventFlags::IN,
+                    )
+                });
+                if let Err(e) = registered {
+                    c.fail(leg, format!("cannot watch the RTP sockets: {e}"));
+                    deregister(&self.epoll, Some(&pair));
+                    return;
+                }
+                let old = match leg {
+                    Leg::Caller => c.caller.replace(pair),
+                    Leg::Pbx => c.pbx.replace(pair),
+                };
+                deregister(&self.epoll, old.as_ref());
+            }
+            MediaCmd::Configure { leg, config } => {
+                if let Err(e) = c.session.configure_leg(now, leg, *config) {
+                    c.fail(leg, e.to_string());
+                }
+            }
+            MediaCmd::Play { leg, playback } => {
+                if let Err(e) = c.session.play_prompt(now, leg, playback) {
+                    c.fail(leg, e.to_string());
+                }
+            }
+            MediaCmd::StopPrompt(leg) => c.session.stop_prompt(leg),
+            MediaCmd::Bridge(on) => c.session.set_bridge(on),
+            MediaCmd::DtmfForwarding(on) => c.session.set_dtmf_forwarding(on),
+            MediaCmd::StartRecording(rec) => {
+                c.session.start_recording(now, rec.tap());
+                c.recorder = Some((rec, now));
+            }
+            MediaCmd::StopRecording { discard, done } => {
+                // Synchronous in the core: no frame reaches the file after this.
+                drop(c.session.stop_recording());
+                if let Some((rec, _)) = c.recorder.take() {
+                    close(&rec, discard);
+                }
+                let _ = done.send(());
+            }
+        }
+        service(&mut self.deadlines, &mut self.sent, call, c, now);
+    }
+
+    fn readable(&mut self, now: Instant, token: u64, buf: &mut [u8]) {
+        let call = token >> 2;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let leg = if token & 2 == 0 {
+            Leg::Caller
+        } else {
+            Leg::Pbx
+        };
+        let Some(pair) = c.pair(leg) else { return };
+        let sock = if token & 1 == 0 {
+            &pair.rtp
+        } else {
+            &pair.rtcp
+        };
+        match sock.recv_from(buf) {
+            Ok((n, from)) => {
+                c.session
+                    .handle_packet(now, leg, from, buf.get(..n).unwrap_or_default());
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                // Spurious readiness, or an ICMP port unreachable from a peer that went away.
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(?leg, "RTP receive failed: {e}");
+                return;
+            }
+        }
+        service(&mut self.deadlines, &mut self.sent, call, c, now);
+    }
+
+    fn timers(&mut self, now: Instant) {
+        while let Some((at, call)) = self.deadlines.pop_due(now) {
+            let Some(c) = self.calls.get_mut(&call) else {
+                continue;
+            };
+            if !Deadlines::<u64>::is_current(&mut c.slot, at) {
+                continue;
+            }
+            c.session.handle_timeout(now);
+            if c.next_seal.is_some_and(|s| s <= now) {
+                c.next_seal = None;
+                if let Some((rec, started)) = &c.recorder
+                    && let Err(e) = rec.tick(now.saturating_duration_since(*started))
+                {
+                    tracing::error!(recording = %rec.id(), "recording stopped: {e}");
+                    drop(c.session.stop_recording());
+                    (c.report)(MediaReport::Event(MediaEvent::RecordingFailed {
+                        error: TapSinkError {
+                            reason: e.to_string(),
+                        },
+                    }));
+                    c.recorder = None;
+                }
+            }
+            service(&mut self.deadlines, &mut self.sent, call, c, now);
+        }
+    }
+
+    /// Ends a call: finalises its recording, frees its ports, reports `Ended`.
+    fn end(&mut self, call: u64) {
+        let Some(mut c) = self.calls.remove(&call) else {
+            return;
+        };
+        drop(c.session.stop_recording());
+        if let Some((rec, _)) = c.recorder.take() {
+            close(&rec, false);
+        }
+        // Ports go back to the pool before the end is reported.
+        deregister(&self.epoll, c.caller.take().as_ref());
+        deregister(&self.epoll, c.pbx.take().as_ref());
+        let caller = c.session.stats(Leg::Caller);
+        let pbx = c.session.stats(Leg::Pbx);
+        for s in [&caller, &pbx] {
+            self.metrics
+                .rtp_packets_in
+                .fetch_add(s.packets_received, Ordering::Relaxed);
+            self.metrics
+                .rtp_packets_lost
+                .fetch_add(s.lost, Ordering::Relaxed);
+            self.metrics
+                .latching_drops
+                .fetch_add(s.dropped_latching, Ordering::Relaxed);
+        }
+        (c.report)(MediaReport::Ended {
+            stats: Box::new((caller, pbx)),
+        });
+    }
+}
+
+/// After any input: sends the call's transmits, reports its events, schedules its next wake.
+fn service(deadlines: &mut Deadlines<u64>, sent: &mut u64, id: u64, c: &mut Call, now: Instant) {
+    while let Some(t) = c.session.poll_transmit() {
+        if let Some(pair) = c.pair(t.leg) {
+            send(&pair.rtp, &t.payload, t.destination, t.leg, sent);
+        }
+        c.session.recycle(t.payload);
+    }
+    while let Some(ev) = c.session.poll_event() {
+        if !(c.report)(MediaReport::Event(ev)) {
+            break;
+        }
+    }
+    // The recorder's check runs every SEAL_CHECK while recording, whatever the traffic.
+    if c.recorder.is_none() {
+        c.next_seal = None;
+    } else if c.next_seal.is_none() {
+        c.next_seal = Some(now + SEAL_CHECK);
+    }
+    let at = match (c.session.poll_timeout(), c.next_seal) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    deadlines.schedule(id, &mut c.slot, at);
+}
+
+fn send(sock: &UdpSocket, payload: &[u8], to: std::net::SocketAddr, leg: Leg, sent: &mut u64) {
+    match sock.send_to(payload, to) {
+        Ok(_) => *sent += 1,
+        // A full socket buffer drops the packet, as a real-time path should.
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        Err(e) => tracing::debug!(?leg, "RTP send failed: {e}"),
+    }
+}
+
+fn deregister(epoll: &OwnedFd, pair: Option<&RtpPair>) {
+    if let Some(p) = pair {
+        let _ = epoll::delete(epoll, &p.rtp);
+        let _ = epoll::delete(epoll, &p.rtcp);
+    }
+}
+
+fn close(rec: &Recorder, discard: bool) {
+    let result = if discard { rec.discard() } else { rec.finish() };
+    if let Err(e) = result {
+        tracing::error!(recording = %rec.id(), "closing the recording failed: {e}");
+    }
+}
+
+/// The wait until `next` (or IDLE), rounded up to whole milliseconds so the loop never wakes
+/// just before a deadline and spins.
+fn wait_for(next: Option<Instant>) -> Timespec {
+    let d = next.map_or(IDLE, |at| {
+        at.saturating_duration_since(Instant::now()).min(IDLE)
+    });
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    }
+}

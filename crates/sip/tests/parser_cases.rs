@@ -64,7 +64,15 @@ fn case_001_rfc4475_wsinv_tortuous_invite() {
     assert_eq!(ruri.params.get("unknownwith"), Some("value"));
     assert!(ruri.params.contains("unknown-no-value"));
     assert_eq!(
-        msg.request_uri().unwrap().as_sip().unwrap().params.0[0].name,
+        msg.request_uri()
+            .unwrap()
+            .as_sip()
+            .unwrap()
+            .params
+            .iter()
+            .next()
+            .unwrap()
+            .name,
         "unknownparam"
     );
     assert_eq!(msg.sdp_body().unwrap(), &bytes[bytes.len() - 168..]);

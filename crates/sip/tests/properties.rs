@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use callseal_sip::{
     CSeq, Contact, Header, HeaderName, HeaderValue, Headers, Host, Limits, MediaType, Message,
-    Method, NameAddr, Param, Params, Rport, Scheme, SipUri, StartLine, StatusCode, StreamFramer,
+    Method, NameAddr, Params, Rport, Scheme, SipUri, StartLine, StatusCode, StreamFramer,
     StreamItem, Uri, Via,
 };
 use proptest::prelude::*;
@@ -75,14 +75,11 @@ fn token() -> impl Strategy<Value = String> {
 
 /// Builds a parameter list from distinct names, so `Params::get` finds each generated value.
 fn params_from(list: Vec<(&'static str, Option<String>)>) -> Params {
-    Params(
-        list.into_iter()
-            .map(|(name, value)| Param {
-                name: name.to_owned(),
-                value,
-            })
-            .collect(),
-    )
+    let mut params = Params::new();
+    for (name, value) in &list {
+        params.push(name, value.as_deref());
+    }
+    params
 }
 
 fn uri_params() -> impl Strategy<Value = Params> {
@@ -267,11 +264,8 @@ fn contact() -> BoxedStrategy<Contact> {
 fn route() -> BoxedStrategy<NameAddr> {
     (display(), sip_uri(false))
         .prop_map(|(display, mut uri)| {
-            uri.params.0.retain(|p| !p.name.eq_ignore_ascii_case("lr"));
-            uri.params.0.push(Param {
-                name: "lr".into(),
-                value: None,
-            });
+            uri.params.remove("lr");
+            uri.params.push("lr", None);
             NameAddr {
                 display,
                 uri: Uri::Sip(uri),
@@ -403,10 +397,7 @@ fn request() -> BoxedStrategy<Spec> {
         .prop_map(
             |(method, ruri, vias, mf, from, mut to, to_tag, call_id, seq, (c, r), x, body)| {
                 if let Some(t) = to_tag {
-                    to.params.0.push(Param {
-                        name: "tag".into(),
-                        value: Some(t),
-                    });
+                    to.params.push("tag", Some(&t));
                 }
                 Spec {
                     start: StartLine::Request {

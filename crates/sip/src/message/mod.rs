@@ -7,6 +7,7 @@ pub(crate) mod builders_api {
 }
 mod headers;
 pub mod multipart;
+mod params;
 pub(crate) mod parse;
 mod print;
 pub(crate) mod text;
@@ -16,8 +17,8 @@ pub(crate) mod uri;
 use std::fmt;
 
 pub use headers::{Header, HeaderName, HeaderValue, Headers};
+pub use params::{Param, Params};
 pub use parse::Limits;
-pub use text::{Param, Params};
 pub use typed::{BRANCH_MAGIC_COOKIE, CSeq, Contact, MediaType, NameAddr, Reason, Rport, Via};
 pub use uri::{Host, Scheme, SipUri, Uri};
 

@@ -2,7 +2,7 @@
 //! case-insensitive with compact forms, typed validation of the headers a B2BUA relies on.
 
 use super::headers::{Header, HeaderName, HeaderValue, Headers};
-use super::text::{is_token, parse_digits_u32, split_top_level, trim_lws};
+use super::text::{find_byte, is_token, parse_digits_u32, top_level_commas, trim_lws};
 use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, Via};
 use super::uri::Uri;
 use super::{Method, StartLine, StatusCode};
@@ -143,7 +143,7 @@ impl HeaderState {
                 limit: limits.max_headers,
             });
         }
-        let colon = line.find(':').ok_or(Error::InvalidHeaderLine {
+        let colon = find_byte(line, b':').ok_or(Error::InvalidHeaderLine {
             line: line_no,
             reason: "no `:` after the header name",
         })?;
@@ -231,15 +231,19 @@ pub(crate) fn parse_header_value(
 ) -> Result<(), Error> {
     let header = static_name(&name);
     let bad = |reason| Error::InvalidHeaderValue { header, reason };
-    fn each<'v>(value: &'v str, header: &'static str) -> Result<Vec<&'v str>, Error> {
-        let parts = split_top_level(value, b',');
-        if parts.iter().any(|p| trim_lws(p).is_empty()) {
+    // Every element of a comma list, after checking that none is empty (that error wins
+    // over any error inside an element).
+    fn each<'v>(
+        value: &'v str,
+        header: &'static str,
+    ) -> Result<impl Iterator<Item = &'v str>, Error> {
+        if top_level_commas(value).any(|p| trim_lws(p).is_empty()) {
             return Err(Error::InvalidHeaderValue {
                 header,
                 reason: "empty element in a comma-separated list",
             });
         }
-        Ok(parts)
+        Ok(top_level_commas(value))
     }
     match name {
         HeaderName::Via => {

@@ -9,10 +9,11 @@ use super::{Message, StartLine};
 impl Message {
     /// Serialises the message to wire bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut head = String::with_capacity(64 + self.headers.len() * 48);
-        self.write_head(&mut head);
-        let mut out = Vec::with_capacity(head.len() + self.body.len());
-        out.extend_from_slice(head.as_bytes());
+        // One allocation: room for a typical head (a Via or name-addr line is 60–110 bytes)
+        // and the body, so neither the head nor the body makes the buffer grow.
+        let mut out = String::with_capacity(128 + self.headers.len() * 96 + self.body.len());
+        self.write_head(&mut out);
+        let mut out = out.into_bytes();
         out.extend_from_slice(&self.body);
         out
     }

@@ -2,7 +2,8 @@
 //! Each parses from the unfolded header text and writes its canonical form.
 
 use super::Method;
-use super::text::{Params, parse_params, parse_quoted, trim_lws, write_quoted};
+use super::params::{Params, parse_params};
+use super::text::{find_byte, parse_quoted, trim_lws, write_quoted};
 use super::uri::{Host, Uri, parse_hostport, push_u32, write_host};
 use crate::error::Error;
 
@@ -59,7 +60,7 @@ impl Via {
     /// The `rport` parameter (RFC 3581 §4).
     pub fn rport(&self) -> Option<Rport> {
         let p = self.params.find("rport")?;
-        match &p.value {
+        match p.value {
             None => Some(Rport::Requested),
             Some(v) => v.parse().ok().map(Rport::Port),
         }
@@ -159,7 +160,7 @@ impl NameAddr {
                 return Err(bad("a quoted display name must be followed by <URI>"));
             }
             (Some(d), rest)
-        } else if let Some(lt) = s.find('<') {
+        } else if let Some(lt) = find_byte(s, b'<') {
             let d = trim_lws(&s[..lt]);
             // RFC 3261 §25.1: display-name = *(token LWS) / quoted-string
             if !d
@@ -173,12 +174,12 @@ impl NameAddr {
             (None, s)
         };
         let (uri_str, params_str) = if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = inner.find('>').ok_or(bad("missing `>`"))?;
+            let gt = find_byte(inner, b'>').ok_or(bad("missing `>`"))?;
             (&inner[..gt], &inner[gt + 1..])
         } else {
             // addr-spec: parameters after the URI are header parameters (RFC 3261 §20.10),
             // and the URI itself cannot carry `;params`, `?headers` or `,`.
-            match after_display.find(';') {
+            match find_byte(after_display, b';') {
                 Some(i) => (&after_display[..i], &after_display[i..]),
                 None => (after_display, ""),
             }
@@ -282,7 +283,7 @@ impl MediaType {
             reason,
         };
         let s = trim_lws(s);
-        let slash = s.find('/').ok_or(bad("expected type/subtype"))?;
+        let slash = find_byte(s, b'/').ok_or(bad("expected type/subtype"))?;
         let ty = trim_lws(&s[..slash]);
         let rest = trim_lws(&s[slash + 1..]);
         let end = rest

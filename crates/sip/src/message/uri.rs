@@ -4,7 +4,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::text::{Params, parse_params};
+use super::params::{Params, parse_params};
+use super::text::{find_byte, split_once_byte};
 use crate::error::Error;
 
 /// A host: domain name, IPv4 address or bracketed IPv6 reference.
@@ -86,7 +87,7 @@ impl fmt::Display for Host {
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), Error> {
     let bad = |reason| Error::InvalidUri { reason };
     let (host_str, port_str) = if s.starts_with('[') {
-        let close = s.find(']').ok_or(bad("unterminated IPv6 reference"))?;
+        let close = find_byte(s, b']').ok_or(bad("unterminated IPv6 reference"))?;
         let after = &s[close + 1..];
         match after.strip_prefix(':') {
             Some(p) => (&s[..=close], Some(p)),
@@ -94,7 +95,7 @@ pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), Error> {
             None => return Err(bad("garbage after IPv6 reference")),
         }
     } else {
-        match s.split_once(':') {
+        match split_once_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
@@ -170,7 +171,7 @@ impl Uri {
     /// Parses a URI (no surrounding `<>`).
     pub fn parse(s: &str) -> Result<Uri, Error> {
         let bad = |reason| Error::InvalidUri { reason };
-        let colon = s.find(':').ok_or(bad("no scheme"))?;
+        let colon = find_byte(s, b':').ok_or(bad("no scheme"))?;
         let scheme = &s[..colon];
         let rest = &s[colon + 1..];
         let scheme = if scheme.eq_ignore_ascii_case("sip") {
@@ -198,23 +199,23 @@ impl Uri {
             return Err(bad("whitespace or delimiter inside a SIP URI"));
         }
         // '@' cannot appear unescaped in URI headers or params, so the first one ends userinfo.
-        let (userinfo, hostpart) = match rest.find('@') {
+        let (userinfo, hostpart) = match find_byte(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             None => (None, None),
             Some("") => return Err(bad("empty user part")),
-            Some(ui) => match ui.split_once(':') {
+            Some(ui) => match split_once_byte(ui, b':') {
                 Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
                 None => (Some(ui.to_owned()), None),
             },
         };
-        let (before_headers, headers) = match hostpart.split_once('?') {
+        let (before_headers, headers) = match split_once_byte(hostpart, b'?') {
             Some((a, h)) => (a, Some(h.to_owned())),
             None => (hostpart, None),
         };
-        let (hostport, params) = match before_headers.find(';') {
+        let (hostport, params) = match find_byte(before_headers, b';') {
             Some(i) => (&before_headers[..i], &before_headers[i..]),
             None => (before_headers, ""),
         };
@@ -296,10 +297,15 @@ pub(crate) fn write_host(out: &mut String, host: &Host) {
     use std::fmt::Write;
     match host {
         Host::Domain(d) => out.push_str(d),
-        // Writing to a String cannot fail.
         Host::V4(a) => {
-            let _ = write!(out, "{a}");
+            let [a, b, c, d] = a.octets();
+            push_u32(out, u32::from(a));
+            for o in [b, c, d] {
+                out.push('.');
+                push_u32(out, u32::from(o));
+            }
         }
+        // Writing to a String cannot fail.
         Host::V6(a) => {
             let _ = write!(out, "[{a}]");
         }
@@ -319,7 +325,7 @@ pub(crate) fn push_u32(out: &mut String, n: u32) {
             break;
         }
     }
-    for &b in &buf[i..] {
+    for &b in buf.get(i..).unwrap_or(&[]) {
         out.push(char::from(b));
     }
 }

@@ -1,0 +1,310 @@
+//! Generic parameters (`;name[=value]`, RFC 3261 §25.1) of URIs and header values, kept as
+//! their canonical text in one buffer: one allocation per list however many parameters it
+//! has, printing is one copy, and a lookup walks a few dozen bytes.
+
+use super::text::{is_param_value_byte, is_token_byte, parse_quoted, trim_lws};
+use crate::error::Error;
+
+/// One `;name[=value]` parameter, borrowed from its [`Params`]. Names compare
+/// case-insensitively; values are as written (a quoted value keeps its quotes, so that
+/// printing is exact).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param<'a> {
+    /// Parameter name as written.
+    pub name: &'a str,
+    /// Value as written (with quotes if it was quoted), `None` for a flag parameter.
+    pub value: Option<&'a str>,
+}
+
+/// An ordered list of generic parameters (`;a=b;c`).
+///
+/// Equality is on the printed form: two lists are equal when they print the same.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Params {
+    /// `;name[=value]` repeated, without LWS: exactly what the printer writes.
+    text: String,
+}
+
+impl Params {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self {
+            text: String::new(),
+        }
+    }
+    /// The parameters in order.
+    pub fn iter(&self) -> impl Iterator<Item = Param<'_>> {
+        self.spans().map(|s| s.param(&self.text))
+    }
+    /// The parameter named `name` (case-insensitive), if present.
+    pub fn find(&self, name: &str) -> Option<Param<'_>> {
+        self.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+    /// Whether a parameter named `name` is present (with or without a value).
+    pub fn contains(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+    /// The value of `name`; `None` if absent or a flag. Quotes are kept.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.find(name).and_then(|p| p.value)
+    }
+    /// Appends `name` (even if a parameter of that name exists already).
+    pub fn push(&mut self, name: &str, value: Option<&str>) {
+        let at = self.text.len();
+        self.insert_at(at, name, value);
+    }
+    /// Sets `name` (replacing in place if present, else appending).
+    pub fn set(&mut self, name: &str, value: Option<&str>) {
+        match self.span_of(name) {
+            // The name keeps the spelling already present; only the value changes.
+            Some(s) => {
+                self.text.replace_range(s.name_end..s.end, "");
+                if let Some(v) = value {
+                    self.text.insert_str(s.name_end, v);
+                    self.text.insert(s.name_end, '=');
+                }
+            }
+            None => self.push(name, value),
+        }
+    }
+    /// Inserts `name` right after the parameter `after` (or appends), replacing any existing one.
+    pub fn set_after(&mut self, after: &str, name: &str, value: Option<&str>) {
+        self.remove(name);
+        let at = self.span_of(after).map_or(self.text.len(), |s| s.end);
+        self.insert_at(at, name, value);
+    }
+    /// Removes every parameter named `name`; returns whether one was present.
+    pub fn remove(&mut self, name: &str) -> bool {
+        let mut removed = false;
+        while let Some(s) = self.span_of(name) {
+            self.text.replace_range(s.start..s.end, "");
+            removed = true;
+        }
+        removed
+    }
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.spans().count()
+    }
+    /// The list as printed (`;a=b;c`, empty for no parameters).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+    pub(crate) fn write(&self, out: &mut String) {
+        out.push_str(&self.text);
+    }
+
+    fn insert_at(&mut self, at: usize, name: &str, value: Option<&str>) {
+        let mut one = String::with_capacity(2 + name.len() + value.map_or(0, str::len));
+        one.push(';');
+        one.push_str(name);
+        if let Some(v) = value {
+            one.push('=');
+            one.push_str(v);
+        }
+        self.text.insert_str(at, &one);
+    }
+    fn span_of(&self, name: &str) -> Option<Span> {
+        self.spans()
+            .find(|s| s.param(&self.text).name.eq_ignore_ascii_case(name))
+    }
+    fn spans(&self) -> Spans<'_> {
+        Spans {
+            bytes: self.text.as_bytes(),
+            at: 0,
+        }
+    }
+}
+
+/// Where one parameter sits in the text: `;` at `start`, the name up to `name_end`, then
+/// `=value` up to `end` (the next `;` outside a quoted value, or the end).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    name_end: usize,
+    end: usize,
+}
+
+impl Span {
+    fn param(self, text: &str) -> Param<'_> {
+        Param {
+            name: text.get(self.start + 1..self.name_end).unwrap_or(""),
+            value: (self.name_end < self.end)
+                .then(|| text.get(self.name_end + 1..self.end).unwrap_or("")),
+        }
+    }
+}
+
+struct Spans<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Iterator for Spans<'_> {
+    type Item = Span;
+
+    fn next(&mut self) -> Option<Span> {
+        let bytes = self.bytes;
+        let start = self.at;
+        if start >= bytes.len() {
+            return None;
+        }
+        // Every span starts at a `;` (the text is only ever built by `insert_at` and
+        // `parse_params`); the name ends at `=` or the next `;`.
+        let mut i = start + 1;
+        while i < bytes.len() && bytes[i] != b'=' && bytes[i] != b';' {
+            i += 1;
+        }
+        let name_end = i;
+        if bytes.get(i) == Some(&b'=') {
+            i += 1;
+            if bytes.get(i) == Some(&b'"') {
+                // A quoted value may hold `;`: skip to its closing quote (RFC 3261 §25.1).
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => {
+                            i += 1;
+                            break;
+                        }
+                        _ => i += 1,
+                    }
+                }
+                i = i.min(bytes.len());
+            }
+            i += memchr::memchr(b';', bytes.get(i..).unwrap_or(&[])).unwrap_or(bytes.len() - i);
+        }
+        self.at = i;
+        Some(Span {
+            start,
+            name_end,
+            end: i,
+        })
+    }
+}
+
+/// Parses `*( SEMI generic-param )` from `s`, which must be empty or start with `;`.
+/// LWS is allowed around `;` and `=` (RFC 3261 §25.1 SEMI, EQUAL) and dropped.
+pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Error> {
+    let bad = |reason| Error::InvalidHeaderValue { header, reason };
+    let mut rest = trim_lws(s);
+    if rest.is_empty() {
+        return Ok(Params::new());
+    }
+    let mut text = String::with_capacity(rest.len());
+    while !rest.is_empty() {
+        rest = trim_lws(
+            rest.strip_prefix(';')
+                .ok_or(bad("expected `;` before a parameter"))?,
+        );
+        let name_end = rest
+            .bytes()
+            .position(|b| !is_token_byte(b))
+            .unwrap_or(rest.len());
+        let (name, after_name) = rest.split_at(name_end);
+        if name.is_empty() {
+            return Err(bad("empty parameter name"));
+        }
+        text.push(';');
+        text.push_str(name);
+        rest = trim_lws(after_name);
+        if let Some(after_eq) = rest.strip_prefix('=') {
+            let after_eq = trim_lws(after_eq);
+            let (value, tail) = if after_eq.starts_with('"') {
+                let (_, tail) = parse_quoted(after_eq).ok_or(bad("unterminated quoted string"))?;
+                after_eq.split_at(after_eq.len() - tail.len())
+            } else {
+                let end = after_eq
+                    .bytes()
+                    .position(|b| !is_param_value_byte(b))
+                    .unwrap_or(after_eq.len());
+                if end == 0 {
+                    return Err(bad("empty parameter value"));
+                }
+                after_eq.split_at(end)
+            };
+            text.push('=');
+            text.push_str(value);
+            rest = trim_lws(tail);
+        }
+        if !rest.is_empty() && !rest.starts_with(';') {
+            return Err(bad("unexpected character after a parameter"));
+        }
+    }
+    Ok(Params { text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(p: &Params) -> Vec<(&str, Option<&str>)> {
+        p.iter().map(|p| (p.name, p.value)).collect()
+    }
+
+    #[test]
+    fn parsing_drops_lws_and_keeps_quotes() {
+        let p = parse_params(" ; a = 1 ;B; text = \"x;y \\\" z\" ;c=[::1]", "t").unwrap();
+        assert_eq!(p.as_str(), ";a=1;B;text=\"x;y \\\" z\";c=[::1]");
+        assert_eq!(
+            list(&p),
+            [
+                ("a", Some("1")),
+                ("B", None),
+                ("text", Some("\"x;y \\\" z\"")),
+                ("c", Some("[::1]"))
+            ]
+        );
+        assert_eq!(p.get("b"), None);
+        assert!(p.contains("b"));
+        assert_eq!(p.get("TEXT"), Some("\"x;y \\\" z\""));
+        assert_eq!(p.len(), 4);
+    }
+
+    #[test]
+    fn edits_keep_order() {
+        let mut p = parse_params(";branch=z9hG4bK1;rport;x=1", "Via").unwrap();
+        p.set("rport", Some("5060"));
+        p.set_after("rport", "received", Some("192.0.2.1"));
+        assert_eq!(
+            p.as_str(),
+            ";branch=z9hG4bK1;rport=5060;received=192.0.2.1;x=1"
+        );
+        p.set("RPORT", None);
+        assert_eq!(p.as_str(), ";branch=z9hG4bK1;rport;received=192.0.2.1;x=1");
+        assert!(p.remove("received"));
+        assert!(!p.remove("received"));
+        p.push("x", Some("2"));
+        assert_eq!(p.get("x"), Some("1"));
+        assert!(p.remove("x"));
+        assert_eq!(p.as_str(), ";branch=z9hG4bK1;rport");
+        p.set_after("missing", "lr", None);
+        assert_eq!(
+            list(&p),
+            [("branch", Some("z9hG4bK1")), ("rport", None), ("lr", None)]
+        );
+    }
+
+    #[test]
+    fn odd_values_set_through_the_api_never_break_the_walk() {
+        let mut p = Params::new();
+        p.set("a", Some("\"open"));
+        p.set("b", Some("x\\"));
+        p.push("c", Some(""));
+        assert_eq!(p.get("a"), Some("\"open;b=x\\;c="));
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn rejects_what_the_grammar_rejects() {
+        for bad in [";", "a", ";=1", ";a=", ";a=\"x", ";a b", ";a=1 2"] {
+            assert!(parse_params(bad, "t").is_err(), "{bad:?}");
+        }
+        assert!(parse_params("  ", "t").unwrap().is_empty());
+    }
+}

@@ -3,9 +3,9 @@
 //!
 //! One task owns the `sip` Endpoint and the `call` CallManager. Each turn it drains their
 //! outputs (datagrams to send, SIP events for the call core, commands to execute), then waits
-//! on the transports, the media tasks' reports, the stop signal and the earliest deadline of
+//! on the transports, the media engine's reports, the stop signal and the earliest deadline of
 //! the two cores. Executing a command is mechanical — allocate ports, hand a prompt to the
-//! call's media task, create a sealed file, queue a deposit — and its result goes back to the
+//! call's media (on the media engine), create a sealed file, queue a deposit — and its result goes back to the
 //! call core as an `Event`. No SIP or consent decision is taken here.
 
 mod calls;
@@ -189,7 +189,7 @@ impl Shell {
     }
 
     /// The end of a shutdown: every recording still open is finalised and its deposit queued
-    /// durably; media tasks end and free their ports.
+    /// durably; the media threads end their calls and free their ports.
     async fn shutdown(&mut self) {
         let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
         tracing::info!(

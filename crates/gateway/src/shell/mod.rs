@@ -5,8 +5,8 @@
 //! outputs (datagrams to send, SIP events for the call core, commands to execute), then waits
 //! on the transports, the media engine's reports, the stop signal and the earliest deadline of
 //! the two cores. Executing a command is mechanical — allocate ports, hand a prompt to the
-//! call's media (on the media engine), create a sealed file, queue a deposit — and its result goes back to the
-//! call core as an `Event`. No SIP or consent decision is taken here.
+//! call's media on the media engine, create a sealed file, queue a deposit — and its result
+//! goes back to the call core as an `Event`. No SIP or consent decision is taken here.
 
 mod calls;
 mod media_map;

@@ -16,9 +16,29 @@ impl WipedBuf {
         let needed = self.0.len().saturating_add(additional);
         if needed > self.0.capacity() {
             let capacity = needed.max(self.0.capacity().saturating_mul(2));
-            let mut bigger = Zeroizing::new(Vec::with_capacity(capacity));
-            bigger.extend_from_slice(&self.0);
-            std::mem::swap(&mut self.0, &mut bigger);
+            self.grow_to(capacity);
+        }
+    }
+
+    fn grow_to(&mut self, capacity: usize) {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(capacity));
+        bigger.extend_from_slice(&self.0);
+        std::mem::swap(&mut self.0, &mut bigger);
+    }
+
+    /// Bytes the buffer can hold without growing.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+
+    /// [`WipedBuf::reserve`], but growing to at most `limit` bytes of capacity (or exactly what
+    /// is needed, if that is more): for a buffer whose largest size is known.
+    pub(crate) fn reserve_within(&mut self, additional: usize, limit: usize) {
+        let needed = self.0.len().saturating_add(additional);
+        if needed > self.0.capacity() {
+            let capacity = needed.max(self.0.capacity().saturating_mul(2).min(limit));
+            self.grow_to(capacity);
         }
     }
 
@@ -63,6 +83,11 @@ mod tests {
         b.reserve(10);
         assert!(b.vec().capacity() >= 12);
         b.vec().extend_from_slice(&[3]);
+        assert_eq!(b.as_slice(), &[1, 2, 3]);
+        b.reserve_within(15, 20);
+        assert_eq!(b.capacity(), 20, "doubling stops at the limit");
+        b.reserve_within(30, 20);
+        assert!(b.capacity() >= 33, "but what is needed is always there");
         assert_eq!(b.as_slice(), &[1, 2, 3]);
         b.reset_zeroed(4);
         assert_eq!(b.as_slice(), &[0, 0, 0, 0]);

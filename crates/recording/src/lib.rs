@@ -48,7 +48,7 @@ pub use format::{
 pub use frames::{Frame, Leg};
 pub use payload::{Encoding, PayloadTypeError, PayloadTypes};
 pub use reader::{ReadError, Reader};
-pub use writer::{WriteError, Writer, WriterConfig, WriterStats};
+pub use writer::{MIN_SEGMENT_BYTES, WriteError, Writer, WriterConfig, WriterStats};
 
 /// Test-only access to the primitives the format calls, so that the Wycheproof and RFC vectors
 /// in `tests/` and the fuzz target run through exactly the code the writer and reader use. Not

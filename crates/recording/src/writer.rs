@@ -1,9 +1,11 @@
 //! The streaming writer: frames in, sealed segments out to any `io::Write`.
 //!
 //! Frames are encoded into a plaintext buffer held in memory (wiped after use); when the buffer
-//! spans the segment duration, on [`Writer::flush`], on [`Writer::tick`] and on
-//! [`Writer::finish`] it is encrypted in place and written to the sink in one `write_all`.
-//! No plaintext byte ever reaches the sink, and none stays in memory once sealed.
+//! spans the segment duration, when the next frame would not fit in the segment size limit, on
+//! [`Writer::flush`], on [`Writer::tick`] and on [`Writer::finish`] it is encrypted in place and
+//! written to the sink in one `write_all`. No plaintext byte ever reaches the sink, and none
+//! stays in memory once sealed. With a size limit the buffer is allocated once at its full size
+//! and never grows: what a recording holds in memory is known in advance.
 
 use crate::buf::WipedBuf;
 use crate::crypto::RecordingKeys;
@@ -26,13 +28,24 @@ pub struct WriterConfig {
     /// Payload type → encoding, stored in the header for the export. Default: RFC 3551 static
     /// G.711 types (0 PCMU, 8 PCMA, 13 CN).
     pub payload_types: PayloadTypes,
+    /// The most plaintext bytes one segment holds: a segment is sealed early when the next
+    /// frame would not fit. The writer's plaintext buffer is this big (plus 20 bytes of prefix
+    /// and tag), allocated once. From [`MIN_SEGMENT_BYTES`] (one frame of the largest payload)
+    /// to [`MAX_SEGMENT_PLAINTEXT`] (the default, where the segment duration alone decides).
+    /// 8 KiB holds about half a second of stereo G.711 and costs ~0.3 % more file size than
+    /// 1 s segments.
+    pub max_segment_bytes: usize,
 }
+
+/// The smallest [`WriterConfig::max_segment_bytes`]: room for one frame with the largest payload.
+pub const MIN_SEGMENT_BYTES: usize = MAX_FRAME_ENCODING;
 
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             segment_duration: Duration::from_secs(1),
             payload_types: PayloadTypes::g711(),
+            max_segment_bytes: MAX_SEGMENT_PLAINTEXT,
         }
     }
 }
@@ -110,6 +123,8 @@ pub struct Writer<W: Write> {
     keys: RecordingKeys,
     header_mac: [u8; MAC_LEN],
     segment_ms: u64,
+    /// Plaintext bytes one segment may hold (the configured limit).
+    max_plaintext: usize,
     buf: WipedBuf,
     codec: FrameCodec,
     /// Arrival (ms) of the first frame of the pending segment.
@@ -144,6 +159,12 @@ impl<W: Write> Writer<W> {
                 reason: "the segment duration must be a whole number of milliseconds",
             });
         }
+        let max_plaintext = config.max_segment_bytes;
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_PLAINTEXT).contains(&max_plaintext) {
+            return Err(WriteError::InvalidConfig {
+                reason: "the segment size limit must be between one largest frame (4115 bytes) and 1 MiB",
+            });
+        }
         let header = Header {
             recording,
             epoch,
@@ -157,8 +178,9 @@ impl<W: Write> Writer<W> {
         bytes.extend_from_slice(&header_mac);
         sink.write_all(&bytes)
             .map_err(|source| WriteError::Io { source })?;
-        // Two legs of G.711 for one segment, plus a little for frame headers.
-        let estimate = (16 * segment_ms as usize + 4096).min(MAX_SEGMENT_PLAINTEXT);
+        // Two legs of G.711 for one segment plus a quarter for frame headers and late frames,
+        // or the size limit if that is less (then the buffer never grows).
+        let estimate = (20 * segment_ms as usize).min(max_plaintext);
         let mut buf = WipedBuf::with_capacity(PREFIX_LEN + estimate + TAG_LEN);
         buf.vec().extend_from_slice(&[0; PREFIX_LEN]);
         Ok(Self {
@@ -166,6 +188,7 @@ impl<W: Write> Writer<W> {
             keys,
             header_mac,
             segment_ms: u64::from(segment_ms),
+            max_plaintext,
             buf,
             codec: FrameCodec::default(),
             pending_since: None,
@@ -204,10 +227,14 @@ impl<W: Write> Writer<W> {
             .pending_since
             .is_some_and(|since| arrival_ms.saturating_sub(since) >= self.segment_ms);
         let plaintext = self.buf.len() - PREFIX_LEN;
-        if due || plaintext + MAX_FRAME_ENCODING > MAX_SEGMENT_PLAINTEXT {
+        let most = frame_encoding_bound(payload.len());
+        if due || (plaintext > 0 && plaintext + most > self.max_plaintext) {
             self.seal(false)?;
         }
-        self.buf.reserve(MAX_FRAME_ENCODING + TAG_LEN);
+        // Room for this frame and the tag, never beyond the limit: the buffer grows only if the
+        // segment duration alone decides and a segment outgrows the estimate.
+        self.buf
+            .reserve_within(most + TAG_LEN, PREFIX_LEN + self.max_plaintext + TAG_LEN);
         self.codec.encode(
             self.buf.vec(),
             leg,
@@ -308,7 +335,8 @@ impl<W: Write> Writer<W> {
                 reason: "segment too long to encrypt",
             });
         };
-        self.buf.reserve(TAG_LEN);
+        self.buf
+            .reserve_within(TAG_LEN, PREFIX_LEN + self.max_plaintext + TAG_LEN);
         self.buf.vec().extend_from_slice(&tag);
         let result = self.sink.write_all(self.buf.as_slice());
         // The whole used region is ciphertext now (encrypted in place): clearing is enough, and
@@ -330,10 +358,106 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// The most bytes a frame with a payload of `len` bytes encodes to: control, pt, ts (5-byte
+/// varint at most), arrival (10-byte varint), length (2-byte varint), payload.
+fn frame_encoding_bound(len: usize) -> usize {
+    MAX_FRAME_ENCODING - MAX_FRAME_PAYLOAD + len
+}
+
 impl<W: Write> std::fmt::Debug for Writer<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer")
             .field("stats", &self.stats)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(max_segment_bytes: usize) -> Writer<Vec<u8>> {
+        let config = WriterConfig {
+            max_segment_bytes,
+            ..WriterConfig::default()
+        };
+        let key = DataKey::from_bytes([9; 32]);
+        Writer::new(
+            Vec::new(),
+            &key,
+            RecordingId::from_bytes([1; 16]),
+            EpochId(1),
+            config,
+        )
+        .unwrap()
+    }
+
+    /// Pushes `seconds` of stereo 20 ms G.711 with late frames, so that some 1 s windows hold
+    /// 51 frames of a leg.
+    fn push_call(w: &mut Writer<Vec<u8>>, seconds: u32, mut watch: impl FnMut(&Writer<Vec<u8>>)) {
+        let late = [0u64, 0, 1, 0, 9, 0, 14, 0, 2, 0, 0, 3];
+        for i in 0..seconds * 50 {
+            let ms = 20 * u64::from(i);
+            let j = late[i as usize % late.len()];
+            w.push_frame(
+                Leg::Caller,
+                160 * i,
+                Duration::from_millis(ms + j),
+                0,
+                &[7; 160],
+            )
+            .unwrap();
+            w.push_frame(
+                Leg::Consultant,
+                160 * i,
+                Duration::from_millis(ms + 5),
+                8,
+                &[8; 160],
+            )
+            .unwrap();
+            watch(w);
+        }
+    }
+
+    #[test]
+    fn with_a_size_limit_the_buffer_is_allocated_once_and_never_grows() {
+        let mut w = writer(8192);
+        let full = PREFIX_LEN + 8192 + TAG_LEN;
+        assert_eq!(w.buf.capacity(), full);
+        push_call(&mut w, 20, |w| assert_eq!(w.buf.capacity(), full));
+        // About two segments a second: half a second of stereo G.711 is ~16 100 bytes / 2.
+        let segments = w.stats().segments;
+        assert!((38..=41).contains(&segments), "{segments} segments in 20 s");
+    }
+
+    #[test]
+    fn without_a_limit_a_second_of_late_frames_fits_the_first_allocation() {
+        // The buffer used to double (to ~40 KiB) the first time a segment held 101 frames.
+        let mut w = writer(MAX_SEGMENT_PLAINTEXT);
+        let first = w.buf.capacity();
+        push_call(&mut w, 20, |w| assert_eq!(w.buf.capacity(), first));
+        assert!(first < 21 * 1024, "{first}");
+    }
+
+    #[test]
+    fn a_limit_outside_its_range_is_refused() {
+        for bad in [0, MIN_SEGMENT_BYTES - 1, MAX_SEGMENT_PLAINTEXT + 1] {
+            let config = WriterConfig {
+                max_segment_bytes: bad,
+                ..WriterConfig::default()
+            };
+            let key = DataKey::from_bytes([9; 32]);
+            let made = Writer::new(
+                Vec::new(),
+                &key,
+                RecordingId::from_bytes([1; 16]),
+                EpochId(1),
+                config,
+            );
+            assert!(
+                matches!(made, Err(WriteError::InvalidConfig { .. })),
+                "{bad}"
+            );
+        }
     }
 }

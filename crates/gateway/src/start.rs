@@ -166,7 +166,11 @@ pub async fn start(
     })?;
     drop(pepper);
 
-    let media = Arc::new(MediaEngine::start(config.media.threads, metrics.clone())?);
+    let media = Arc::new(MediaEngine::start(
+        config.media.threads,
+        Duration::from_micros(config.media.coalesce_us),
+        metrics.clone(),
+    )?);
     let res = Resources {
         media,
         pool: PortPool::new(

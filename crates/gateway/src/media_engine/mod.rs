@@ -113,8 +113,13 @@ pub struct MediaHandle {
 pub struct MediaGone;
 
 impl MediaEngine {
-    /// Starts `threads` media threads (0: one per core this process may run on).
-    pub fn start(threads: usize, metrics: Arc<Metrics>) -> Result<Self, GatewayError> {
+    /// Starts `threads` media threads (0: one per core this process may run on). A busy thread
+    /// lets packets gather for up to `coalesce` between two waits (see `[media] coalesce_us`).
+    pub fn start(
+        threads: usize,
+        coalesce: std::time::Duration,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, GatewayError> {
         let threads = match threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -122,7 +127,7 @@ impl MediaEngine {
         let mut workers = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (inbox, worker) = worker::Worker::new(metrics.clone()).map_err(|e| {
+            let (inbox, worker) = worker::Worker::new(metrics.clone(), coalesce).map_err(|e| {
                 GatewayError::TaskFailed(format!("cannot set up media thread {i}: {e}"))
             })?;
             let handle = std::thread::Builder::new()
@@ -311,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn bridged_audio_is_relayed_and_digits_are_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_100, 43_111);
-        let engine = MediaEngine::start(1, Arc::new(Metrics::default())).unwrap();
+        let engine = MediaEngine::start(1, Duration::ZERO, Arc::new(Metrics::default())).unwrap();
         let (caller, pbx) = (peer(), peer());
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let (cmd, a_local, b_local) = bridged_call(
@@ -365,7 +370,7 @@ mod tests {
     async fn one_thread_carries_many_calls_each_to_its_own_peer() {
         const CALLS: usize = 40;
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_200, 43_200 + 5 * CALLS as u16);
-        let engine = MediaEngine::start(1, Arc::new(Metrics::default())).unwrap();
+        let engine = MediaEngine::start(1, Duration::ZERO, Arc::new(Metrics::default())).unwrap();
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let mut calls = Vec::new();
         for i in 0..CALLS {
@@ -422,7 +427,7 @@ mod tests {
     #[tokio::test]
     async fn a_prompt_is_paced_at_20_ms_and_its_end_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_400, 43_411);
-        let engine = MediaEngine::start(1, Arc::new(Metrics::default())).unwrap();
+        let engine = MediaEngine::start(1, Duration::ZERO, Arc::new(Metrics::default())).unwrap();
         let (caller, pbx) = (peer(), peer());
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let (cmd, _, _) = bridged_call(
@@ -463,7 +468,9 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_the_calls_still_held() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_500, 43_511);
-        let engine = MediaEngine::start(2, Arc::new(Metrics::default())).unwrap();
+        let engine =
+            MediaEngine::start(2, Duration::from_micros(300), Arc::new(Metrics::default()))
+                .unwrap();
         assert_eq!(engine.threads(), 2);
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let (a, b) = (peer(), peer());

@@ -141,11 +141,16 @@ pub(super) struct Worker {
     deadlines: Deadlines<u64>,
     /// Packets sent since the counter was last published.
     sent: u64,
+    /// Least time between two wake-ups of a busy thread.
+    coalesce: Duration,
 }
 
 impl Worker {
     /// A worker and its inbox; the caller runs [`Worker::run`] on a thread of its own.
-    pub(super) fn new(metrics: Arc<Metrics>) -> std::io::Result<(Arc<Inbox>, Self)> {
+    pub(super) fn new(
+        metrics: Arc<Metrics>,
+        coalesce: Duration,
+    ) -> std::io::Result<(Arc<Inbox>, Self)> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
         epoll::add(
@@ -164,6 +169,7 @@ impl Worker {
                 calls: HashMap::new(),
                 deadlines: Deadlines::new(),
                 sent: 0,
+                coalesce,
             },
         ))
     }
@@ -173,7 +179,17 @@ impl Worker {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(EVENTS);
         let mut msgs = Vec::new();
         let mut buf = vec![0u8; 2048];
+        let mut woke = Instant::now();
+        let mut busy = false;
         loop {
+            // Interrupt coalescing: a thread that found work last time lets more gather before
+            // it waits again, so one wake-up serves a batch; an idle thread waits at once.
+            if busy && !self.coalesce.is_zero() {
+                let gathered = woke.elapsed();
+                if gathered < self.coalesce {
+                    std::thread::sleep(self.coalesce - gathered);
+                }
+            }
             let timeout = wait_for(self.deadlines.next());
             events.clear();
             match epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
@@ -184,6 +200,8 @@ impl Worker {
                 }
             }
             let now = Instant::now();
+            woke = now;
+            busy = !events.is_empty();
             // The eventfd is reset before the queue is taken: a command queued after the take
             // finds the queue empty and wakes the thread again.
             if events.iter().any(|ev| ev.data.u64() == WAKE)

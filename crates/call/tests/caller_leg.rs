@@ -321,7 +321,7 @@ fn sip_info_dtmf_answers_the_consent_question_and_require_gets_420() {
     let mut inv = caller_invite("req-1", "+1555", CALLER_SDP);
     inv.headers.push(
         HeaderName::Require,
-        callseal_sip::HeaderValue::Tokens(vec!["100rel".into()]),
+        callseal_sip::HeaderValue::Tokens(["100rel"].into_iter().collect()),
     );
     let (_, cmds) = h.request(inv, CALLER);
     assert_eq!(summary(&cmds), ["Respond 420 INVITE"]);

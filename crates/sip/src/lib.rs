@@ -26,7 +26,7 @@ pub use message::builders_api::response_for_unparseable;
 pub use message::{
     BRANCH_MAGIC_COOKIE, CSeq, Contact, Header, HeaderName, HeaderValue, Headers, Host, Limits,
     MediaType, Message, Method, NameAddr, Param, Params, Reason, Rport, Scheme, SipUri, StartLine,
-    StatusCode, Uri, Via,
+    StatusCode, TokenList, Uri, Via,
 };
 pub use random::{RandomSource, SeededRandom, new_branch, new_call_id, new_tag};
 pub use transaction::{ClientTxId, ServerTxId, Timer, TimerConfig, Transport, TxId};

@@ -225,7 +225,7 @@ fn via() -> BoxedStrategy<Via> {
                 list.push(("ttl", Some(t.to_string())));
             }
             Via {
-                transport: transport.to_owned(),
+                transport: transport.to_owned().into(),
                 host,
                 port,
                 params: params_from(list),

@@ -62,7 +62,7 @@ impl CallManager {
             let mut r = dialog::response(&req, StatusCode(420), Some(&tag), None);
             r.headers.push(
                 HeaderName::Other("Unsupported".into()),
-                HeaderValue::Tokens(required),
+                HeaderValue::Tokens(required.iter().collect()),
             );
             self.send(SipCommand::Respond { tx, response: r });
             return;

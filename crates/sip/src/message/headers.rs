@@ -2,7 +2,7 @@
 //! with its typed accessors.
 
 use super::text::trim_lws;
-use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, Via};
+use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, TokenList, Via};
 
 /// A header name. Known names compare and print canonically; others keep their spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -159,7 +159,7 @@ pub enum HeaderValue {
     /// Content-Type
     MediaType(MediaType),
     /// Allow, Supported, Require: the comma-separated tokens of one line
-    Tokens(Vec<String>),
+    Tokens(TokenList),
     /// Reason (one value per entry)
     Reason(Reason),
     /// Call-ID, User-Agent, Subject and every unknown header: the unfolded text
@@ -397,11 +397,11 @@ impl Headers {
         self.0
             .iter()
             .filter(move |h| h.name == name)
-            .flat_map(|h| match &h.value {
-                HeaderValue::Tokens(t) => t.as_slice(),
-                _ => &[],
+            .filter_map(|h| match &h.value {
+                HeaderValue::Tokens(t) => Some(t.iter()),
+                _ => None,
             })
-            .map(String::as_str)
+            .flatten()
     }
     /// Allow tokens (all lines).
     pub fn allow(&self) -> impl Iterator<Item = &str> {

@@ -19,7 +19,9 @@ use std::fmt;
 pub use headers::{Header, HeaderName, HeaderValue, Headers};
 pub use params::{Param, Params};
 pub use parse::Limits;
-pub use typed::{BRANCH_MAGIC_COOKIE, CSeq, Contact, MediaType, NameAddr, Reason, Rport, Via};
+pub use typed::{
+    BRANCH_MAGIC_COOKIE, CSeq, Contact, MediaType, NameAddr, Reason, Rport, TokenList, Via,
+};
 pub use uri::{Host, Scheme, SipUri, Uri};
 
 /// A request method (RFC 3261 §7.1; methods are case-sensitive).

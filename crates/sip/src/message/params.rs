@@ -2,7 +2,7 @@
 //! their canonical text in one buffer: one allocation per list however many parameters it
 //! has, printing is one copy, and a lookup walks a few dozen bytes.
 
-use super::text::{is_param_value_byte, is_token_byte, parse_quoted, trim_lws};
+use super::text::{is_param_value_byte, is_token_byte, skip_quoted, trim_lws};
 use crate::error::Error;
 
 /// One `;name[=value]` parameter, borrowed from its [`Params`]. Names compare
@@ -191,12 +191,24 @@ impl Iterator for Spans<'_> {
 /// Parses `*( SEMI generic-param )` from `s`, which must be empty or start with `;`.
 /// LWS is allowed around `;` and `=` (RFC 3261 §25.1 SEMI, EQUAL) and dropped.
 pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Error> {
-    let bad = |reason| Error::InvalidHeaderValue { header, reason };
-    let mut rest = trim_lws(s);
-    if rest.is_empty() {
+    let s = trim_lws(s);
+    if s.is_empty() {
         return Ok(Params::new());
     }
-    let mut text = String::with_capacity(rest.len());
+    // Without SP or HTAB anywhere the text is already canonical: check it, copy it once.
+    if !s.bytes().any(|b| b == b' ' || b == b'\t') {
+        walk_params(s, header, None)?;
+        return Ok(Params { text: s.to_owned() });
+    }
+    let mut text = String::with_capacity(s.len());
+    walk_params(s, header, Some(&mut text))?;
+    Ok(Params { text })
+}
+
+/// Checks the grammar of `s` (trimmed, not empty), writing the canonical text to `out`.
+fn walk_params(s: &str, header: &'static str, mut out: Option<&mut String>) -> Result<(), Error> {
+    let bad = |reason| Error::InvalidHeaderValue { header, reason };
+    let mut rest = s;
     while !rest.is_empty() {
         rest = trim_lws(
             rest.strip_prefix(';')
@@ -210,13 +222,15 @@ pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Erro
         if name.is_empty() {
             return Err(bad("empty parameter name"));
         }
-        text.push(';');
-        text.push_str(name);
+        if let Some(out) = out.as_deref_mut() {
+            out.push(';');
+            out.push_str(name);
+        }
         rest = trim_lws(after_name);
         if let Some(after_eq) = rest.strip_prefix('=') {
             let after_eq = trim_lws(after_eq);
             let (value, tail) = if after_eq.starts_with('"') {
-                let (_, tail) = parse_quoted(after_eq).ok_or(bad("unterminated quoted string"))?;
+                let tail = skip_quoted(after_eq).ok_or(bad("unterminated quoted string"))?;
                 after_eq.split_at(after_eq.len() - tail.len())
             } else {
                 let end = after_eq
@@ -228,15 +242,17 @@ pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Erro
                 }
                 after_eq.split_at(end)
             };
-            text.push('=');
-            text.push_str(value);
+            if let Some(out) = out.as_deref_mut() {
+                out.push('=');
+                out.push_str(value);
+            }
             rest = trim_lws(tail);
         }
         if !rest.is_empty() && !rest.starts_with(';') {
             return Err(bad("unexpected character after a parameter"));
         }
     }
-    Ok(Params { text })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::headers::{Header, HeaderName, HeaderValue, Headers};
 use super::text::{find_byte, is_token, parse_digits_u32, top_level_commas, trim_lws};
-use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, Via};
+use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, TokenList, Via};
 use super::uri::Uri;
 use super::{Method, StartLine, StatusCode};
 use crate::error::Error;
@@ -231,47 +231,34 @@ pub(crate) fn parse_header_value(
 ) -> Result<(), Error> {
     let header = static_name(&name);
     let bad = |reason| Error::InvalidHeaderValue { header, reason };
-    // Every element of a comma list, after checking that none is empty (that error wins
-    // over any error inside an element).
-    fn each<'v>(
-        value: &'v str,
-        header: &'static str,
-    ) -> Result<impl Iterator<Item = &'v str>, Error> {
-        if top_level_commas(value).any(|p| trim_lws(p).is_empty()) {
-            return Err(Error::InvalidHeaderValue {
-                header,
-                reason: "empty element in a comma-separated list",
-            });
-        }
-        Ok(top_level_commas(value))
-    }
     match name {
         HeaderName::Via => {
-            for part in each(value, header)? {
-                out.push(Header::new(
-                    HeaderName::Via,
-                    HeaderValue::Via(Via::parse(part)?),
-                ));
-            }
+            each(value, header, |part| {
+                let v = Via::parse(part)?;
+                out.push(Header::new(HeaderName::Via, HeaderValue::Via(v)));
+                Ok(())
+            })?;
         }
         HeaderName::From | HeaderName::To => {
             let v = NameAddr::parse(value, header)?;
             out.push(Header::new(name, HeaderValue::NameAddr(v)));
         }
         HeaderName::Route | HeaderName::RecordRoute | HeaderName::PAssertedIdentity => {
-            for part in each(value, header)? {
+            each(value, header, |part| {
                 let v = NameAddr::parse(part, header)?;
                 out.push(Header::new(name.clone(), HeaderValue::NameAddr(v)));
-            }
+                Ok(())
+            })?;
         }
         HeaderName::Contact => {
             if value == "*" {
                 out.push(Header::new(name, HeaderValue::Contact(Contact::Star)));
             } else {
-                for part in each(value, header)? {
+                each(value, header, |part| {
                     let v = Contact::Addr(NameAddr::parse(part, header)?);
                     out.push(Header::new(HeaderName::Contact, HeaderValue::Contact(v)));
-                }
+                    Ok(())
+                })?;
             }
         }
         HeaderName::CSeq => out.push(Header::new(name, HeaderValue::CSeq(CSeq::parse(value)?))),
@@ -286,25 +273,25 @@ pub(crate) fn parse_header_value(
             ));
         }
         HeaderName::Allow | HeaderName::Supported | HeaderName::Require => {
-            let mut tokens = Vec::new();
+            let mut tokens = TokenList::with_capacity(value.len());
             if !value.is_empty() {
-                for part in each(value, header)? {
+                each(value, header, |part| {
                     let t = trim_lws(part);
                     if !is_token(t) {
                         return Err(bad("list element is not a token"));
                     }
-                    tokens.push(t.to_owned());
-                }
+                    tokens.push(t);
+                    Ok(())
+                })?;
             }
             out.push(Header::new(name, HeaderValue::Tokens(tokens)));
         }
         HeaderName::Reason => {
-            for part in each(value, header)? {
-                out.push(Header::new(
-                    HeaderName::Reason,
-                    HeaderValue::Reason(Reason::parse(part)?),
-                ));
-            }
+            each(value, header, |part| {
+                let v = Reason::parse(part)?;
+                out.push(Header::new(HeaderName::Reason, HeaderValue::Reason(v)));
+                Ok(())
+            })?;
         }
         HeaderName::CallId => {
             // RFC 3261 §25.1 callid = word [ "@" word ]: no whitespace, not empty.
@@ -314,6 +301,33 @@ pub(crate) fn parse_header_value(
             out.push(Header::new(name, HeaderValue::Text(value.to_owned())));
         }
         _ => out.push(Header::new(name, HeaderValue::Text(value.to_owned()))),
+    }
+    Ok(())
+}
+
+/// Calls `f` on every element of the comma list `value`, in order. An empty element is an
+/// error that wins over any error `f` reports for an element before or after it.
+fn each<'v>(
+    value: &'v str,
+    header: &'static str,
+    mut f: impl FnMut(&'v str) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let empty = || Error::InvalidHeaderValue {
+        header,
+        reason: "empty element in a comma-separated list",
+    };
+    let mut parts = top_level_commas(value);
+    while let Some(part) = parts.next() {
+        if trim_lws(part).is_empty() {
+            return Err(empty());
+        }
+        if let Err(e) = f(part) {
+            return Err(if parts.any(|p| trim_lws(p).is_empty()) {
+                empty()
+            } else {
+                e
+            });
+        }
     }
     Ok(())
 }

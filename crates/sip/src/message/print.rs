@@ -61,14 +61,7 @@ pub(crate) fn write_value(out: &mut String, value: &HeaderValue) {
         HeaderValue::CSeq(c) => c.write(out),
         HeaderValue::Number(n) => push_u32(out, *n),
         HeaderValue::MediaType(m) => m.write(out),
-        HeaderValue::Tokens(t) => {
-            for (i, tok) in t.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(tok);
-            }
-        }
+        HeaderValue::Tokens(t) => out.push_str(t.as_str()),
         HeaderValue::Reason(r) => r.write(out),
         HeaderValue::Text(t) => out.push_str(t),
     }

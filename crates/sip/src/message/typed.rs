@@ -1,6 +1,8 @@
 //! Typed header values: Via, name-addr (From/To/Contact/Route/…), CSeq, media type, Reason.
 //! Each parses from the unfolded header text and writes its canonical form.
 
+use std::borrow::Cow;
+
 use super::Method;
 use super::params::{Params, parse_params};
 use super::text::{find_byte, parse_quoted, trim_lws, write_quoted};
@@ -23,7 +25,7 @@ pub enum Rport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
     /// Transport token in upper case (`UDP`, `TCP`, `TLS`, `SCTP`, `WS`…).
-    pub transport: String,
+    pub transport: Cow<'static, str>,
     /// sent-by host.
     pub host: Host,
     /// sent-by port, if written.
@@ -38,7 +40,7 @@ impl Via {
         let mut params = Params::new();
         params.set("branch", Some(branch));
         Self {
-            transport: transport.to_ascii_uppercase(),
+            transport: transport_token(transport),
             host,
             port,
             params,
@@ -101,7 +103,7 @@ impl Via {
             .map_err(|_| bad("invalid sent-by host or port"))?;
         let params = parse_params(&rest[sent_by_end..], "Via")?;
         Ok(Via {
-            transport: parts[2].to_ascii_uppercase(),
+            transport: transport_token(parts[2]),
             host,
             port,
             params,
@@ -118,6 +120,17 @@ impl Via {
         }
         self.params.write(out);
     }
+}
+
+/// The transport token in upper case; the RFC 3261 §20.42 and RFC 7118 ones without an
+/// allocation.
+fn transport_token(t: &str) -> Cow<'static, str> {
+    for known in ["UDP", "TCP", "TLS", "SCTP", "WS", "WSS", "TLS-SCTP"] {
+        if t.eq_ignore_ascii_case(known) {
+            return Cow::Borrowed(known);
+        }
+    }
+    Cow::Owned(t.to_ascii_uppercase())
 }
 
 /// A name-addr or addr-spec with header parameters (From, To, Contact, Route, Record-Route,
@@ -256,9 +269,9 @@ impl CSeq {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MediaType {
     /// Type, e.g. `application`.
-    pub ty: String,
+    pub ty: Cow<'static, str>,
     /// Subtype, e.g. `sdp`.
-    pub subtype: String,
+    pub subtype: Cow<'static, str>,
     /// Parameters (`boundary`, `charset`).
     pub params: Params,
 }
@@ -296,8 +309,11 @@ impl MediaType {
         }
         let params = parse_params(&rest[end..], "Content-Type")?;
         Ok(MediaType {
-            ty: ty.to_owned(),
-            subtype: subtype.to_owned(),
+            ty: media_token(ty, &["application", "multipart", "message", "text"]),
+            subtype: media_token(
+                subtype,
+                &["sdp", "mixed", "alternative", "related", "plain"],
+            ),
             params,
         })
     }
@@ -306,6 +322,67 @@ impl MediaType {
         out.push('/');
         out.push_str(&self.subtype);
         self.params.write(out);
+    }
+}
+
+/// `token` as written; without an allocation when it is one of `known` spelled that way.
+fn media_token(token: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == token) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(token.to_owned()),
+    }
+}
+
+/// The comma-separated tokens of an Allow, Supported, Require or Unsupported line, kept as
+/// their printed text (`INVITE, ACK, BYE`): one allocation however many tokens there are.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenList {
+    text: String,
+}
+
+impl TokenList {
+    /// No tokens.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self {
+            text: String::with_capacity(n),
+        }
+    }
+    /// Appends a token.
+    pub fn push(&mut self, token: &str) {
+        if !self.text.is_empty() {
+            self.text.push_str(", ");
+        }
+        self.text.push_str(token);
+    }
+    /// The tokens in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        // Tokens hold neither `,` nor spaces (RFC 3261 §25.1), so `, ` separates them.
+        self.text.split(", ").filter(|t| !t.is_empty())
+    }
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+    /// Whether there is no token.
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty()
+    }
+    /// The list as printed.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for TokenList {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut list = TokenList::new();
+        for t in iter {
+            list.push(t.as_ref());
+        }
+        list
     }
 }
 

@@ -325,7 +325,6 @@ pub(crate) fn push_u32(out: &mut String, n: u32) {
             break;
         }
     }
-    for &b in buf.get(i..).unwrap_or(&[]) {
-        out.push(char::from(b));
-    }
+    // Only ASCII digits were written, so the slice is always UTF-8.
+    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or(&[])).unwrap_or(""));
 }

@@ -116,6 +116,7 @@ fn real_main(opts: Opts) -> Result<ExitCode, BenchError> {
             callseal_args: opts.callseal_args.clone(),
             callseal_init: opts.callseal_init.clone(),
             prompt_ms: opts.prompt_ms,
+            callseal_media: opts.callseal_media.clone(),
             work: work.clone(),
         },
         min_warmup: Duration::from_secs_f64(opts.warmup.max(0.0)),

@@ -102,6 +102,11 @@ pub struct Opts {
     #[arg(long, default_value_t = 200)]
     pub prompt_ms: u32,
 
+    /// Extra settings of the gateway's `[media]` section, as TOML lines (repeatable), e.g.
+    /// `--callseal-media "coalesce_us = 300"`: to compare settings in otherwise equal runs.
+    #[arg(long)]
+    pub callseal_media: Vec<String>,
+
     /// Fail (instead of skipping callseal) when the callseal binary is missing or not ready.
     #[arg(long)]
     pub require_callseal: bool,

@@ -79,6 +79,8 @@ pub struct Setup {
     pub callseal_init: String,
     /// Length of the prompts the harness writes for the gateway (0: the built-in ones).
     pub prompt_ms: u32,
+    /// Extra TOML lines of the gateway's `[media]` section.
+    pub callseal_media: Vec<String>,
     pub work: PathBuf,
 }
 
@@ -362,11 +364,16 @@ fn callseal_config(
     let prompts = prompts
         .map(|p| format!("[prompts]\nfolder = {:?}\n\n", p.display().to_string()))
         .unwrap_or_default();
+    let media_extra: String = setup
+        .callseal_media
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect();
     format!(
         "# Written by callseal-loadbench for one run.\n\
          data_dir = {data:?}\n\n\
          [sip]\nudp = [\"{sip}\"]\ntcp = []\npbx = \"{pbx}\"\n\n\
-         [media]\nbind = \"127.0.0.1\"\nport_min = {min}\nport_max = {max}\n\n\
+         [media]\nbind = \"127.0.0.1\"\nport_min = {min}\nport_max = {max}\n{media_extra}\n\
          [recording]\nfolder = {recordings:?}\n\n\
          {prompts}\
          [limits]\nmax_calls = {max_calls}\n",

@@ -76,16 +76,28 @@ impl<'a> Iterator for TopLevel<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
         let bytes = s.as_bytes();
+        // Most elements hold no quote and no `<`: one memchr3 finds their end (or the end of
+        // the value); the byte walk below only runs from the first `"` or `<`.
+        let from = match memchr::memchr3(b',', b'"', b'<', bytes) {
+            None => {
+                self.rest = None;
+                return Some(s);
+            }
+            Some(at) if bytes.get(at) == Some(&b',') => {
+                self.rest = s.get(at + 1..);
+                return s.get(..at);
+            }
+            Some(at) => at,
+        };
         let mut in_quote = false;
         let mut in_angle = false;
-        for (at, &b) in bytes.iter().enumerate() {
+        for (at, &b) in bytes.iter().enumerate().skip(from) {
             // Skip the bytes that cannot change the state: one table load per byte.
-            let class = SPLIT_CLASS[usize::from(b)];
-            if class == 0 {
+            if SPLIT_CLASS[usize::from(b)] == 0 {
                 continue;
             }
             if in_quote {
-                // A quoted-pair escapes the next byte: the one after `\` cannot end the quote.
+                // A quoted-pair escapes the next byte: the one after `\\` cannot end the quote.
                 if b == b'"' && !escaped(bytes, at) {
                     in_quote = false;
                 }

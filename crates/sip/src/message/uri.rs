@@ -44,17 +44,21 @@ impl Host {
         if s.is_empty() {
             return Err(bad("empty host"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return Err(bad("invalid character in host (IPv6 must be in brackets)"));
+        // One pass: every byte a host character, and whether all are digits or dots.
+        let mut dotted = true;
+        for b in s.bytes() {
+            if b.is_ascii_digit() || b == b'.' {
+                continue;
+            }
+            if !(b.is_ascii_alphabetic() || b == b'-') {
+                return Err(bad("invalid character in host (IPv6 must be in brackets)"));
+            }
+            dotted = false;
         }
-        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return s
-                .parse::<Ipv4Addr>()
+        if dotted {
+            return parse_ipv4(s)
                 .map(Host::V4)
-                .map_err(|_| bad("invalid IPv4 address"));
+                .ok_or(bad("invalid IPv4 address"));
         }
         Ok(Host::Domain(s.to_owned()))
     }
@@ -312,19 +316,95 @@ pub(crate) fn write_host(out: &mut String, host: &Host) {
     }
 }
 
-/// Pushes the decimal `n` without going through `fmt`.
+/// Pushes the decimal `n` without going through `fmt`: ports, IPv4 octets, CSeq numbers and
+/// lengths are printed for every message, and most have at most four digits.
 pub(crate) fn push_u32(out: &mut String, n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    let digit = |d: u32| char::from(b'0' + (d % 10) as u8);
+    if n >= 10_000 {
+        push_u32(out, n / 10_000);
+        let low = n % 10_000;
+        for div in [1000, 100, 10, 1] {
+            out.push(digit(low / div));
+        }
+        return;
+    }
+    if n >= 1000 {
+        out.push(digit(n / 1000));
+    }
+    if n >= 100 {
+        out.push(digit(n / 100));
+    }
+    if n >= 10 {
+        out.push(digit(n / 10));
+    }
+    out.push(digit(n));
+}
+
+/// Parses a dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` does (four decimal
+/// octets of one to three digits, no leading zeros, each at most 255), in one pass.
+fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let (mut index, mut value, mut digits) = (0usize, 0u32, 0u32);
+    let mut leading_zero = false;
+    for &b in s.as_bytes().iter().chain(std::iter::once(&b'.')) {
+        if b == b'.' {
+            if digits == 0 || index == 4 {
+                return None;
+            }
+            *octets.get_mut(index)? = u8::try_from(value).ok()?;
+            (index, value, digits) = (index + 1, 0, 0);
+            continue;
+        }
+        if !b.is_ascii_digit() || digits == 3 || (digits == 1 && leading_zero) {
+            return None;
+        }
+        leading_zero = digits == 0 && b == b'0';
+        value = value * 10 + u32::from(b - b'0');
+        digits += 1;
+    }
+    (index == 4).then(|| Ipv4Addr::from(octets))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_ipv4, push_u32};
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn ipv4_parses_exactly_like_std_on_every_short_digit_and_dot_string() {
+        let alphabet = ['0', '1', '2', '5', '6', '9', '.'];
+        let mut accepted = 0;
+        for len in 0..=8u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let (mut s, mut k) = (String::new(), n);
+                for _ in 0..len {
+                    s.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                let ours = parse_ipv4(&s);
+                assert_eq!(ours, s.parse::<Ipv4Addr>().ok(), "{s:?}");
+                accepted += usize::from(ours.is_some());
+            }
+        }
+        assert!(accepted > 1000);
+        for s in [
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.1.1.1000",
+            "192.0.2.33",
+            "01.2.3.4",
+            "1.2.3.04",
+        ] {
+            assert_eq!(parse_ipv4(s), s.parse::<Ipv4Addr>().ok(), "{s:?}");
         }
     }
-    // Only ASCII digits were written, so the slice is always UTF-8.
-    out.push_str(std::str::from_utf8(buf.get(i..).unwrap_or(&[])).unwrap_or(""));
+
+    #[test]
+    fn push_u32_prints_like_display() {
+        for n in (0..20_000).chain([99_999, 100_000, 123_456_789, u32::MAX]) {
+            let mut s = String::new();
+            push_u32(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
 }

@@ -162,6 +162,21 @@ impl SipUri {
     }
 }
 
+/// Bytes a SIP URI never holds unescaped: controls, space, `<`, `>`, `"` (a table: every
+/// byte of every URI is checked).
+static NOT_IN_SIP_URI: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b <= b' ' as usize {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t
+};
+
 /// A URI as found in a Request-Line or name-addr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Uri {
@@ -196,10 +211,7 @@ impl Uri {
             }
             return Ok(Uri::Other(s.to_owned()));
         };
-        if rest
-            .bytes()
-            .any(|b| b <= b' ' || b == b'<' || b == b'>' || b == b'"')
-        {
+        if rest.bytes().any(|b| NOT_IN_SIP_URI[usize::from(b)]) {
             return Err(bad("whitespace or delimiter inside a SIP URI"));
         }
         // '@' cannot appear unescaped in URI headers or params, so the first one ends userinfo.
@@ -317,27 +329,33 @@ pub(crate) fn write_host(out: &mut String, host: &Host) {
 }
 
 /// Pushes the decimal `n` without going through `fmt`: ports, IPv4 octets, CSeq numbers and
-/// lengths are printed for every message, and most have at most four digits.
+/// lengths are printed for every message, and most have at most four digits, written two at
+/// a time.
 pub(crate) fn push_u32(out: &mut String, n: u32) {
-    let digit = |d: u32| char::from(b'0' + (d % 10) as u8);
     if n >= 10_000 {
         push_u32(out, n / 10_000);
         let low = n % 10_000;
-        for div in [1000, 100, 10, 1] {
-            out.push(digit(low / div));
-        }
-        return;
+        out.push_str(pair(low / 100));
+        out.push_str(pair(low % 100));
+    } else if n >= 1000 {
+        out.push_str(pair(n / 100));
+        out.push_str(pair(n % 100));
+    } else if n >= 100 {
+        out.push(char::from(b'0' + (n / 100) as u8));
+        out.push_str(pair(n % 100));
+    } else if n >= 10 {
+        out.push_str(pair(n));
+    } else {
+        out.push(char::from(b'0' + n as u8));
     }
-    if n >= 1000 {
-        out.push(digit(n / 1000));
-    }
-    if n >= 100 {
-        out.push(digit(n / 100));
-    }
-    if n >= 10 {
-        out.push(digit(n / 10));
-    }
-    out.push(digit(n));
+}
+
+/// The two digits of `n` (< 100), zero-padded.
+fn pair(n: u32) -> &'static str {
+    const PAIRS: &str = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+                         5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+    let i = (n as usize % 100) * 2;
+    PAIRS.get(i..i + 2).unwrap_or("00")
 }
 
 /// Parses a dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` does (four decimal

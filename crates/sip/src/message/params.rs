@@ -195,7 +195,11 @@ pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Erro
     if s.is_empty() {
         return Ok(Params::new());
     }
-    // Without SP or HTAB anywhere the text is already canonical: check it, copy it once.
+    // Text that is already canonical (no LWS, no quoted value) is checked in one byte walk
+    // and copied once; anything else, errors included, takes the full grammar below.
+    if is_canonical(s.as_bytes()) {
+        return Ok(Params { text: s.to_owned() });
+    }
     if !s.bytes().any(|b| b == b' ' || b == b'\t') {
         walk_params(s, header, None)?;
         return Ok(Params { text: s.to_owned() });
@@ -203,6 +207,36 @@ pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Erro
     let mut text = String::with_capacity(s.len());
     walk_params(s, header, Some(&mut text))?;
     Ok(Params { text })
+}
+
+/// Whether `b` is `1*( ";" token [ "=" 1*param-value-byte ] )` exactly: what the printer
+/// writes for unquoted values, and what [`walk_params`] accepts unchanged.
+fn is_canonical(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b';' {
+            return false;
+        }
+        i += 1;
+        let name = i;
+        while i < b.len() && is_token_byte(b[i]) {
+            i += 1;
+        }
+        if i == name {
+            return false;
+        }
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let value = i;
+            while i < b.len() && is_param_value_byte(b[i]) {
+                i += 1;
+            }
+            if i == value {
+                return false;
+            }
+        }
+    }
+    !b.is_empty()
 }
 
 /// Checks the grammar of `s` (trimmed, not empty), writing the canonical text to `out`.
@@ -322,5 +356,27 @@ mod tests {
             assert!(parse_params(bad, "t").is_err(), "{bad:?}");
         }
         assert!(parse_params("  ", "t").unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_canonical_walk_accepts_only_what_the_grammar_keeps_unchanged() {
+        let alphabet = [';', 'a', '=', ':', '"', ' ', '\\'];
+        let mut canonical = 0;
+        for len in 0..=7u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let (mut s, mut k) = (String::new(), n);
+                for _ in 0..len {
+                    s.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                if is_canonical(s.as_bytes()) {
+                    let mut text = String::new();
+                    assert!(walk_params(&s, "t", Some(&mut text)).is_ok(), "{s:?}");
+                    assert_eq!(text, s);
+                    canonical += 1;
+                }
+            }
+        }
+        assert_eq!(canonical, 92);
     }
 }

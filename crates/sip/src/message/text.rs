@@ -31,8 +31,16 @@ pub(crate) fn is_token(s: &str) -> bool {
 /// (`[v6]`, `v6:addr`) that `received`/`maddr` carry (RFC 3261 §20.42, RFC 5118 §4.5).
 #[inline]
 pub(crate) fn is_param_value_byte(b: u8) -> bool {
-    is_token_byte(b) || matches!(b, b':' | b'[' | b']')
+    PARAM_VALUE[usize::from(b)]
 }
+
+static PARAM_VALUE: [bool; 256] = {
+    let mut t = TOKEN;
+    t[b':' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
 
 /// Trims SP and HTAB (LWS after unfolding) on both sides.
 pub(crate) fn trim_lws(s: &str) -> &str {

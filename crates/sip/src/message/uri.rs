@@ -44,18 +44,15 @@ impl Host {
         if s.is_empty() {
             return Err(bad("empty host"));
         }
-        // One pass: every byte a host character, and whether all are digits or dots.
-        let mut dotted = true;
-        for b in s.bytes() {
-            if b.is_ascii_digit() || b == b'.' {
-                continue;
-            }
-            if !(b.is_ascii_alphabetic() || b == b'-') {
-                return Err(bad("invalid character in host (IPv6 must be in brackets)"));
-            }
-            dotted = false;
+        // One pass: every byte a host character, and whether all are digits or dots (the
+        // classes OR together: 1 digit or dot, 2 letter or `-`, 4 anything else).
+        let seen = s
+            .bytes()
+            .fold(0u8, |seen, b| seen | HOST_CLASS[usize::from(b)]);
+        if seen & 4 != 0 {
+            return Err(bad("invalid character in host (IPv6 must be in brackets)"));
         }
-        if dotted {
+        if seen == 1 {
             return parse_ipv4(s)
                 .map(Host::V4)
                 .ok_or(bad("invalid IPv4 address"));
@@ -67,6 +64,22 @@ impl Host {
         self.ip() == Some(ip)
     }
 }
+
+/// Host bytes by class for [`Host::parse`]: 1 digit or `.`, 2 letter or `-`, 4 not allowed.
+static HOST_CLASS: [u8; 256] = {
+    let mut t = [4u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        if b.is_ascii_digit() || b == b'.' {
+            t[i] = 1;
+        } else if b.is_ascii_alphabetic() || b == b'-' {
+            t[i] = 2;
+        }
+        i += 1;
+    }
+    t
+};
 
 impl From<IpAddr> for Host {
     fn from(ip: IpAddr) -> Self {
@@ -108,7 +121,11 @@ pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), Error> {
     let port = match port_str {
         None => None,
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(p.parse::<u16>().map_err(|_| bad("port out of range"))?)
+            // Leading zeros are allowed (as `u16::from_str` allows them); the value saturates.
+            let n = p.bytes().fold(0u32, |n, b| {
+                (n * 10 + u32::from(b - b'0')).min(u32::from(u16::MAX) + 1)
+            });
+            Some(u16::try_from(n).map_err(|_| bad("port out of range"))?)
         }
         Some(_) => return Err(bad("invalid port")),
     };
@@ -162,20 +179,27 @@ impl SipUri {
     }
 }
 
-/// Bytes a SIP URI never holds unescaped: controls, space, `<`, `>`, `"` (a table: every
-/// byte of every URI is checked).
-static NOT_IN_SIP_URI: [bool; 256] = {
-    let mut t = [false; 256];
+/// URI bytes by class for [`Uri::parse`]'s one pass (every byte of every URI is classified).
+static URI_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b <= b' ' as usize {
-        t[b] = true;
+        t[b] = NOT_IN_SIP_URI;
         b += 1;
     }
-    t[b'<' as usize] = true;
-    t[b'>' as usize] = true;
-    t[b'"' as usize] = true;
+    t[b'<' as usize] = NOT_IN_SIP_URI;
+    t[b'>' as usize] = NOT_IN_SIP_URI;
+    t[b'"' as usize] = NOT_IN_SIP_URI;
+    t[b'@' as usize] = AT;
+    t[b';' as usize] = SEMI;
+    t[b'?' as usize] = QUESTION;
     t
 };
+/// Bytes a SIP URI never holds unescaped: controls, space, `<`, `>`, `"`.
+const NOT_IN_SIP_URI: u8 = 1;
+const AT: u8 = 2;
+const SEMI: u8 = 3;
+const QUESTION: u8 = 4;
 
 /// A URI as found in a Request-Line or name-addr.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,13 +235,23 @@ impl Uri {
             }
             return Ok(Uri::Other(s.to_owned()));
         };
-        if rest.bytes().any(|b| NOT_IN_SIP_URI[usize::from(b)]) {
-            return Err(bad("whitespace or delimiter inside a SIP URI"));
+        // One pass: reject the bytes a SIP URI never holds unescaped, and find the first `@`
+        // and, after it, the first `;` and `?`. `@` cannot appear unescaped in URI headers or
+        // params, so the first one ends userinfo.
+        let (mut at, mut semi, mut question) = (None, None, None);
+        for (i, &b) in rest.as_bytes().iter().enumerate() {
+            match URI_CLASS[usize::from(b)] {
+                0 => {}
+                NOT_IN_SIP_URI => return Err(bad("whitespace or delimiter inside a SIP URI")),
+                AT if at.is_none() => (at, semi, question) = (Some(i), None, None),
+                SEMI if semi.is_none() => semi = Some(i),
+                QUESTION if question.is_none() => question = Some(i),
+                _ => {}
+            }
         }
-        // '@' cannot appear unescaped in URI headers or params, so the first one ends userinfo.
-        let (userinfo, hostpart) = match find_byte(rest, b'@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
-            None => (None, rest),
+        let (userinfo, host_start) = match at {
+            Some(at) => (Some(&rest[..at]), at + 1),
+            None => (None, 0),
         };
         let (user, password) = match userinfo {
             None => (None, None),
@@ -227,12 +261,13 @@ impl Uri {
                 None => (Some(ui.to_owned()), None),
             },
         };
-        let (before_headers, headers) = match split_once_byte(hostpart, b'?') {
-            Some((a, h)) => (a, Some(h.to_owned())),
-            None => (hostpart, None),
+        let (before_headers, headers) = match question {
+            Some(q) => (&rest[host_start..q], Some(rest[q + 1..].to_owned())),
+            None => (&rest[host_start..], None),
         };
-        let (hostport, params) = match find_byte(before_headers, b';') {
-            Some(i) => (&before_headers[..i], &before_headers[i..]),
+        // A `;` after the `?` belongs to the headers.
+        let (hostport, params) = match semi.filter(|&i| question.is_none_or(|q| i < q)) {
+            Some(i) => (&rest[host_start..i], &before_headers[i - host_start..]),
             None => (before_headers, ""),
         };
         let (host, port) = parse_hostport(hostport)?;

@@ -344,7 +344,7 @@ impl Spec {
         }
         for (name, value) in &self.extras {
             h.push(
-                HeaderName::Other(name.clone()),
+                HeaderName::Other(name.clone().into()),
                 HeaderValue::Text(value.clone()),
             );
         }

@@ -1,6 +1,8 @@
 //! Header names (with RFC 3261 §7.3.3 compact forms), typed values and the ordered header list
 //! with its typed accessors.
 
+use std::borrow::Cow;
+
 use super::text::trim_lws;
 use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, TokenList, Via};
 
@@ -43,7 +45,8 @@ pub enum HeaderName {
     /// Subject (`s`)
     Subject,
     /// Any other header, name as written (or the long form of a known compact letter).
-    Other(String),
+    /// Borrowed for the long forms and the common extension names spelled canonically.
+    Other(Cow<'static, str>),
 }
 
 impl HeaderName {
@@ -81,8 +84,12 @@ impl HeaderName {
     /// `Other` with the name as written for unknown ones. Content-Length is `Other`
     /// here; the parser consumes it for framing before this point.
     pub fn from_wire(name: &str) -> HeaderName {
-        if name.len() == 1 {
-            let long = match name.as_bytes()[0].to_ascii_lowercase() {
+        let b = name.as_bytes();
+        let Some(first) = b.first().map(u8::to_ascii_lowercase) else {
+            return HeaderName::Other(Cow::Owned(String::new()));
+        };
+        if b.len() == 1 {
+            let long = match first {
                 b'v' => return HeaderName::Via,
                 b'f' => return HeaderName::From,
                 b't' => return HeaderName::To,
@@ -102,44 +109,71 @@ impl HeaderName {
                 b'j' => "Reject-Contact",
                 b'd' => "Request-Disposition",
                 b'y' => "Identity",
-                _ => return HeaderName::Other(name.to_owned()),
+                _ => return HeaderName::Other(Cow::Owned(name.to_owned())),
             };
-            return HeaderName::Other(long.to_owned());
+            return HeaderName::Other(Cow::Borrowed(long));
         }
-        // Candidates by length first, so most names are compared with one or two spellings
-        // (and no HeaderName is built for the ones that do not match).
-        type Known = &'static [(&'static str, fn() -> HeaderName)];
-        let known: Known = match name.len() {
-            2 => &[("To", || HeaderName::To)],
-            3 => &[("Via", || HeaderName::Via)],
-            4 => &[("From", || HeaderName::From), ("CSeq", || HeaderName::CSeq)],
-            5 => &[
-                ("Route", || HeaderName::Route),
-                ("Allow", || HeaderName::Allow),
-            ],
-            6 => &[("Reason", || HeaderName::Reason)],
-            7 => &[
-                ("Call-ID", || HeaderName::CallId),
-                ("Contact", || HeaderName::Contact),
-                ("Require", || HeaderName::Require),
-                ("Subject", || HeaderName::Subject),
-            ],
-            9 => &[("Supported", || HeaderName::Supported)],
-            10 => &[("User-Agent", || HeaderName::UserAgent)],
-            12 => &[
-                ("Max-Forwards", || HeaderName::MaxForwards),
-                ("Record-Route", || HeaderName::RecordRoute),
-                ("Content-Type", || HeaderName::ContentType),
-            ],
-            19 => &[("P-Asserted-Identity", || HeaderName::PAssertedIdentity)],
-            _ => &[],
+        // One candidate by length and first letter (two names share length 7 and `c`), so
+        // a name is compared with at most one spelling.
+        let candidate = match (b.len(), first) {
+            (2, b't') => Some(("To", HeaderName::To)),
+            (3, b'v') => Some(("Via", HeaderName::Via)),
+            (4, b'f') => Some(("From", HeaderName::From)),
+            (4, b'c') => Some(("CSeq", HeaderName::CSeq)),
+            (5, b'r') => Some(("Route", HeaderName::Route)),
+            (5, b'a') => Some(("Allow", HeaderName::Allow)),
+            (6, b'r') => Some(("Reason", HeaderName::Reason)),
+            (7, b'c') if b[1].eq_ignore_ascii_case(&b'a') => Some(("Call-ID", HeaderName::CallId)),
+            (7, b'c') => Some(("Contact", HeaderName::Contact)),
+            (7, b'r') => Some(("Require", HeaderName::Require)),
+            (7, b's') => Some(("Subject", HeaderName::Subject)),
+            (9, b's') => Some(("Supported", HeaderName::Supported)),
+            (10, b'u') => Some(("User-Agent", HeaderName::UserAgent)),
+            (12, b'm') => Some(("Max-Forwards", HeaderName::MaxForwards)),
+            (12, b'r') => Some(("Record-Route", HeaderName::RecordRoute)),
+            (12, b'c') => Some(("Content-Type", HeaderName::ContentType)),
+            (19, b'p') => Some(("P-Asserted-Identity", HeaderName::PAssertedIdentity)),
+            _ => None,
         };
-        for (n, h) in known {
-            if n.eq_ignore_ascii_case(name) {
-                return h();
-            }
+        match candidate {
+            Some((spelling, known)) if spelling.eq_ignore_ascii_case(name) => known,
+            _ => HeaderName::Other(extension_name(name)),
         }
-        HeaderName::Other(name.to_owned())
+    }
+}
+
+/// An extension header name as written: borrowed when it is one of the common ones spelled
+/// canonically, so that relaying them allocates nothing.
+fn extension_name(name: &str) -> Cow<'static, str> {
+    const COMMON: [&str; 24] = [
+        "Session-Expires",
+        "Min-SE",
+        "Content-Length",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Expires",
+        "Allow-Events",
+        "Event",
+        "Subscription-State",
+        "Refer-To",
+        "Referred-By",
+        "Replaces",
+        "Privacy",
+        "P-Preferred-Identity",
+        "Server",
+        "Warning",
+        "Retry-After",
+        "Unsupported",
+        "Accept",
+        "Date",
+        "Diversion",
+        "RSeq",
+        "RAck",
+        "Timestamp",
+    ];
+    match COMMON.iter().find(|c| c.len() == name.len() && **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_owned()),
     }
 }
 

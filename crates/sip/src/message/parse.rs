@@ -2,7 +2,9 @@
 //! case-insensitive with compact forms, typed validation of the headers a B2BUA relies on.
 
 use super::headers::{Header, HeaderName, HeaderValue, Headers};
-use super::text::{find_byte, is_token, parse_digits_u32, top_level_commas, trim_lws};
+use super::text::{
+    find_byte, is_token, is_token_byte, parse_digits_u32, top_level_commas, trim_lws,
+};
 use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, TokenList, Via};
 use super::uri::Uri;
 use super::{Method, StartLine, StatusCode};
@@ -40,7 +42,7 @@ pub(crate) struct Head {
 pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
     let text = std::str::from_utf8(head).map_err(|_| Error::NotUtf8)?;
     let mut lines = CrlfLines { rest: Some(text) };
-    let start_line = lines.next().unwrap_or("");
+    let start_line = lines.next().map_or("", |(line, _)| line);
     if start_line.len() > limits.max_line_length {
         return Err(Error::LineTooLong {
             length: start_line.len(),
@@ -57,9 +59,9 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
     };
     // The header being assembled: its first line, plus an owned copy once folding occurs.
     let mut pending: Option<(&str, Option<String>, usize)> = None;
-    for (index, line) in lines.enumerate() {
+    for (index, (line, bare)) in lines.enumerate() {
         let line_no = index + 1;
-        if memchr::memchr2(b'\r', b'\n', line.as_bytes()).is_some() {
+        if bare {
             return Err(Error::InvalidHeaderLine {
                 line: line_no,
                 reason: "bare CR or LF; lines must end in CRLF",
@@ -104,27 +106,29 @@ pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
 }
 
 /// The lines of `text` split at CRLF, as `str::split("\r\n")` would (a bare CR or LF stays in
-/// its line, where the caller rejects it), found with memchr.
+/// its line, where the caller rejects it), found with memchr; each with whether it holds a
+/// bare CR or LF, which the same search finds.
 struct CrlfLines<'a> {
     rest: Option<&'a str>,
 }
 
 impl<'a> Iterator for CrlfLines<'a> {
-    type Item = &'a str;
+    type Item = (&'a str, bool);
 
-    fn next(&mut self) -> Option<&'a str> {
+    fn next(&mut self) -> Option<(&'a str, bool)> {
         let text = self.rest?;
         let bytes = text.as_bytes();
-        let mut from = 0;
-        while let Some(i) = memchr::memchr(b'\n', &bytes[from..]).map(|i| i + from) {
-            if i > 0 && bytes[i - 1] == b'\r' {
-                self.rest = text.get(i + 1..);
-                return text.get(..i - 1);
+        let (mut from, mut bare) = (0, false);
+        while let Some(i) = memchr::memchr2(b'\r', b'\n', &bytes[from..]).map(|i| i + from) {
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                self.rest = text.get(i + 2..);
+                return text.get(..i).map(|line| (line, bare));
             }
+            bare = true;
             from = i + 1;
         }
         self.rest = None;
-        Some(text)
+        Some((text, bare))
     }
 }
 
@@ -143,19 +147,28 @@ impl HeaderState {
                 limit: limits.max_headers,
             });
         }
-        let colon = find_byte(line, b':').ok_or(Error::InvalidHeaderLine {
-            line: line_no,
-            reason: "no `:` after the header name",
-        })?;
-        // RFC 3261 §7.3.1 HCOLON = *( SP / HTAB ) ":" SWS
-        let name = trim_lws(&line[..colon]);
-        if !is_token(name) {
-            return Err(Error::InvalidHeaderLine {
+        // The common case, a token directly followed by `:`, is found in one walk.
+        let token_end = line
+            .bytes()
+            .position(|b| !is_token_byte(b))
+            .unwrap_or(line.len());
+        let (name, value) = if token_end > 0 && line.as_bytes().get(token_end) == Some(&b':') {
+            (&line[..token_end], trim_lws(&line[token_end + 1..]))
+        } else {
+            let colon = find_byte(line, b':').ok_or(Error::InvalidHeaderLine {
                 line: line_no,
-                reason: "header name is not a token",
-            });
-        }
-        let value = trim_lws(&line[colon + 1..]);
+                reason: "no `:` after the header name",
+            })?;
+            // RFC 3261 §7.3.1 HCOLON = *( SP / HTAB ) ":" SWS
+            let name = trim_lws(&line[..colon]);
+            if !is_token(name) {
+                return Err(Error::InvalidHeaderLine {
+                    line: line_no,
+                    reason: "header name is not a token",
+                });
+            }
+            (name, trim_lws(&line[colon + 1..]))
+        };
         if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
             // RFC 4475 §3.3.9: never choose among several values.
             if self.content_length.is_some() {
@@ -411,8 +424,11 @@ mod tests {
             "\r\n\r\n",
             "x\r\r\ny\n\r\n",
         ] {
-            let ours: Vec<&str> = CrlfLines { rest: Some(text) }.collect();
-            let std: Vec<&str> = text.split("\r\n").collect();
+            let ours: Vec<(&str, bool)> = CrlfLines { rest: Some(text) }.collect();
+            let std: Vec<(&str, bool)> = text
+                .split("\r\n")
+                .map(|l| (l, l.contains(['\r', '\n'])))
+                .collect();
             assert_eq!(ours, std, "{text:?}");
         }
     }

@@ -95,6 +95,12 @@ impl<'a> Iterator for TopLevel<'a> {
                 self.rest = s.get(at + 1..);
                 return s.get(..at);
             }
+            // A quoted string or `<...>` with no comma after it is the last element: most
+            // name-addr values end here without the byte walk.
+            Some(at) if memchr::memchr(b',', &bytes[at..]).is_none() => {
+                self.rest = None;
+                return Some(s);
+            }
             Some(at) => at,
         };
         let mut in_quote = false;

@@ -120,6 +120,62 @@ fn stopped_between_segment_writes() {
     }
 }
 
+/// The gateway's setting: segments end at 8 KiB of plaintext (about half a second) as well as at
+/// 1 s. A file cut at any segment boundary (what a power loss leaves when the last rounds never
+/// reached the disk) reads back exactly the frames of the segments before the cut, then
+/// Truncated; a file cut inside a segment, the segments before it.
+#[test]
+fn size_limited_segments_cut_at_every_boundary_read_back_exactly() {
+    let frames = call();
+    let disk = DyingDisk {
+        bytes: Rc::default(),
+        budget: Rc::new(RefCell::new(usize::MAX)),
+    };
+    let config = WriterConfig {
+        max_segment_bytes: 8192,
+        ..WriterConfig::default()
+    };
+    let mut w = Writer::new(
+        disk.clone(),
+        &common::test_key(),
+        RecordingId::from_bytes([0x78; 16]),
+        EpochId(3),
+        config,
+    )
+    .unwrap();
+    // (end offset of the file, frames sealed) after every segment.
+    let mut boundaries = vec![(disk.bytes.borrow().len(), 0usize)];
+    for f in &frames {
+        let before = w.stats().segments;
+        w.push_frame(
+            f.leg,
+            f.rtp_timestamp,
+            f.arrival,
+            f.payload_type,
+            &f.payload,
+        )
+        .unwrap();
+        if w.stats().segments != before {
+            boundaries.push((disk.bytes.borrow().len(), w.stats().frames as usize));
+        }
+    }
+    drop(w);
+    let file = disk.bytes.borrow().clone();
+    assert!(
+        boundaries.len() > 19,
+        "{} segments in 10 s",
+        boundaries.len() - 1
+    );
+    for pair in boundaries.windows(2) {
+        let ((start, _), (end, sealed)) = (pair[0], pair[1]);
+        assert!(end - start <= 4 + 8192 + 16, "a segment over the limit");
+        assert_eq!(check_recovery(&file[..end], &frames[..sealed]), sealed);
+        // Cut inside the next segment: the segments before it still read back.
+        let (frames_before, _) = common::read_all(&file[..(start + end) / 2], &common::test_key());
+        assert_eq!(frames_before[..], frames[..pair[0].1]);
+    }
+}
+
 #[test]
 fn killed_in_the_middle_of_a_segment_write() {
     let frames = call();

@@ -94,8 +94,8 @@ impl Params {
     pub fn as_str(&self) -> &str {
         &self.text
     }
-    pub(crate) fn write(&self, out: &mut String) {
-        out.push_str(&self.text);
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.text.as_bytes());
     }
 
     fn insert_at(&mut self, at: usize, name: &str, value: Option<&str>) {

@@ -211,16 +211,25 @@ pub(crate) fn skip_quoted(s: &str) -> Option<&str> {
     None
 }
 
-/// Writes `s` as a quoted string, escaping `"` and `\`.
-pub(crate) fn write_quoted(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
+/// Writes `s` as a quoted string, escaping `"` and `\\`.
+pub(crate) fn write_quoted(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    // Both are ASCII, so no byte of a multi-byte character is escaped.
+    for &b in s.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
         }
-        out.push(c);
+        out.push(b);
     }
-    out.push('"');
+    out.push(b'"');
+}
+
+/// The text a writer produces. Writers only ever write whole `str`s, so the bytes are
+/// always UTF-8 and nothing is lost.
+pub(crate) fn printed(write: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut out = Vec::new();
+    write(&mut out);
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Parses a decimal `1*DIGIT` that may carry leading zeros (RFC 4475 §3.1.1.1).

@@ -109,13 +109,13 @@ impl Via {
             params,
         })
     }
-    pub(crate) fn write(&self, out: &mut String) {
-        out.push_str("SIP/2.0/");
-        out.push_str(&self.transport);
-        out.push(' ');
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"SIP/2.0/");
+        out.extend_from_slice(self.transport.as_bytes());
+        out.push(b' ');
         write_host(out, &self.host);
         if let Some(p) = self.port {
-            out.push(':');
+            out.push(b':');
             push_u32(out, u32::from(p));
         }
         self.params.write(out);
@@ -208,14 +208,14 @@ impl NameAddr {
             params,
         })
     }
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         if let Some(d) = &self.display {
             write_quoted(out, d);
-            out.push(' ');
+            out.push(b' ');
         }
-        out.push('<');
+        out.push(b'<');
         self.uri.write(out);
-        out.push('>');
+        out.push(b'>');
         self.params.write(out);
     }
 }
@@ -258,10 +258,10 @@ impl CSeq {
         let method = Method::parse(method).ok_or(bad("invalid method"))?;
         Ok(CSeq { seq, method })
     }
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         push_u32(out, self.seq);
-        out.push(' ');
-        out.push_str(self.method.as_str());
+        out.push(b' ');
+        out.extend_from_slice(self.method.as_str().as_bytes());
     }
 }
 
@@ -317,10 +317,10 @@ impl MediaType {
             params,
         })
     }
-    pub(crate) fn write(&self, out: &mut String) {
-        out.push_str(&self.ty);
-        out.push('/');
-        out.push_str(&self.subtype);
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.ty.as_bytes());
+        out.push(b'/');
+        out.extend_from_slice(self.subtype.as_bytes());
         self.params.write(out);
     }
 }
@@ -400,8 +400,7 @@ impl Reason {
     pub fn sip(cause: u16, text: &str) -> Self {
         let mut params = Params::new();
         params.set("cause", Some(&cause.to_string()));
-        let mut quoted = String::new();
-        write_quoted(&mut quoted, text);
+        let quoted = super::text::printed(|out| write_quoted(out, text));
         params.set("text", Some(&quoted));
         Self {
             protocol: "SIP".into(),
@@ -430,8 +429,8 @@ impl Reason {
             params: parse_params(&s[end..], "Reason")?,
         })
     }
-    pub(crate) fn write(&self, out: &mut String) {
-        out.push_str(&self.protocol);
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.protocol.as_bytes());
         self.params.write(out);
     }
 }

@@ -298,31 +298,31 @@ impl Uri {
         }
     }
 
-    pub(crate) fn write(&self, out: &mut String) {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Uri::Other(s) => out.push_str(s),
+            Uri::Other(s) => out.extend_from_slice(s.as_bytes()),
             Uri::Sip(u) => {
-                out.push_str(match u.scheme {
-                    Scheme::Sip => "sip:",
-                    Scheme::Sips => "sips:",
+                out.extend_from_slice(match u.scheme {
+                    Scheme::Sip => b"sip:",
+                    Scheme::Sips => b"sips:",
                 });
                 if let Some(user) = &u.user {
-                    out.push_str(user);
+                    out.extend_from_slice(user.as_bytes());
                     if let Some(pw) = &u.password {
-                        out.push(':');
-                        out.push_str(pw);
+                        out.push(b':');
+                        out.extend_from_slice(pw.as_bytes());
                     }
-                    out.push('@');
+                    out.push(b'@');
                 }
                 write_host(out, &u.host);
                 if let Some(port) = u.port {
-                    out.push(':');
+                    out.push(b':');
                     push_u32(out, u32::from(port));
                 }
                 u.params.write(out);
                 if let Some(h) = &u.headers {
-                    out.push('?');
-                    out.push_str(h);
+                    out.push(b'?');
+                    out.extend_from_slice(h.as_bytes());
                 }
             }
         }
@@ -331,9 +331,7 @@ impl Uri {
 
 impl fmt::Display for Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::new();
-        self.write(&mut s);
-        f.write_str(&s)
+        f.write_str(&super::text::printed(|out| self.write(out)))
     }
 }
 
@@ -344,19 +342,19 @@ impl std::str::FromStr for Uri {
     }
 }
 
-pub(crate) fn write_host(out: &mut String, host: &Host) {
-    use std::fmt::Write;
+pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
+    use std::io::Write;
     match host {
-        Host::Domain(d) => out.push_str(d),
+        Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
         Host::V4(a) => {
             let [a, b, c, d] = a.octets();
             push_u32(out, u32::from(a));
             for o in [b, c, d] {
-                out.push('.');
+                out.push(b'.');
                 push_u32(out, u32::from(o));
             }
         }
-        // Writing to a String cannot fail.
+        // Writing to a Vec cannot fail.
         Host::V6(a) => {
             let _ = write!(out, "[{a}]");
         }
@@ -366,22 +364,22 @@ pub(crate) fn write_host(out: &mut String, host: &Host) {
 /// Pushes the decimal `n` without going through `fmt`: ports, IPv4 octets, CSeq numbers and
 /// lengths are printed for every message, and most have at most four digits, written two at
 /// a time.
-pub(crate) fn push_u32(out: &mut String, n: u32) {
+pub(crate) fn push_u32(out: &mut Vec<u8>, n: u32) {
     if n >= 10_000 {
         push_u32(out, n / 10_000);
         let low = n % 10_000;
-        out.push_str(pair(low / 100));
-        out.push_str(pair(low % 100));
+        out.extend_from_slice(pair(low / 100).as_bytes());
+        out.extend_from_slice(pair(low % 100).as_bytes());
     } else if n >= 1000 {
-        out.push_str(pair(n / 100));
-        out.push_str(pair(n % 100));
+        out.extend_from_slice(pair(n / 100).as_bytes());
+        out.extend_from_slice(pair(n % 100).as_bytes());
     } else if n >= 100 {
-        out.push(char::from(b'0' + (n / 100) as u8));
-        out.push_str(pair(n % 100));
+        out.push(b'0' + (n / 100) as u8);
+        out.extend_from_slice(pair(n % 100).as_bytes());
     } else if n >= 10 {
-        out.push_str(pair(n));
+        out.extend_from_slice(pair(n).as_bytes());
     } else {
-        out.push(char::from(b'0' + n as u8));
+        out.push(b'0' + n as u8);
     }
 }
 
@@ -455,9 +453,9 @@ mod tests {
     #[test]
     fn push_u32_prints_like_display() {
         for n in (0..20_000).chain([99_999, 100_000, 123_456_789, u32::MAX]) {
-            let mut s = String::new();
+            let mut s = Vec::new();
             push_u32(&mut s, n);
-            assert_eq!(s, n.to_string());
+            assert_eq!(s, n.to_string().as_bytes());
         }
     }
 }

@@ -2,6 +2,7 @@
 //! §17.2.3 (requests to server transactions), with the RFC 2543 fallback when the top Via
 //! branch lacks the magic cookie.
 
+use crate::message::text::printed;
 use crate::message::{Message, Method};
 
 /// The key of a client transaction: top Via branch and CSeq method (§17.1.3). A CANCEL shares
@@ -67,10 +68,9 @@ impl ServerKey {
         if via.params.contains("rport") {
             via.params.set("rport", None);
         }
-        let mut via_text = String::new();
-        via.write(&mut via_text);
-        let mut request_uri = String::new();
-        request.request_uri()?.write(&mut request_uri);
+        let via_text = printed(|out| via.write(out));
+        let request_uri = request.request_uri()?;
+        let request_uri = printed(|out| request_uri.write(out));
         Some(ServerKey::Rfc2543 {
             request_uri,
             from_tag: h.from()?.tag().map(str::to_owned),

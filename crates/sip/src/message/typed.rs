@@ -74,25 +74,42 @@ impl Via {
             reason,
         };
         let mut rest = trim_lws(s);
-        let mut parts = [""; 3];
-        for (i, part) in parts.iter_mut().enumerate() {
-            let end = rest
+        let transport;
+        if let Some(after) = rest
+            .as_bytes()
+            .get(..8)
+            .filter(|p| p[..3].eq_ignore_ascii_case(b"SIP") && &p[3..] == b"/2.0/")
+            .and_then(|_| rest.get(8..))
+        {
+            // The common `SIP/2.0/UDP` without LWS: the transport token is all that is left.
+            let end = after
                 .bytes()
                 .position(|b| !super::text::is_token_byte(b))
-                .unwrap_or(rest.len());
-            *part = &rest[..end];
-            rest = trim_lws(&rest[end..]);
-            if i < 2 {
-                rest = trim_lws(
-                    rest.strip_prefix('/')
-                        .ok_or(bad("expected `/` in sent-protocol"))?,
-                );
+                .unwrap_or(after.len());
+            transport = &after[..end];
+            rest = trim_lws(&after[end..]);
+        } else {
+            let mut parts = [""; 3];
+            for (i, part) in parts.iter_mut().enumerate() {
+                let end = rest
+                    .bytes()
+                    .position(|b| !super::text::is_token_byte(b))
+                    .unwrap_or(rest.len());
+                *part = &rest[..end];
+                rest = trim_lws(&rest[end..]);
+                if i < 2 {
+                    rest = trim_lws(
+                        rest.strip_prefix('/')
+                            .ok_or(bad("expected `/` in sent-protocol"))?,
+                    );
+                }
             }
+            if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" {
+                return Err(bad("sent-protocol must be SIP/2.0"));
+            }
+            transport = parts[2];
         }
-        if !parts[0].eq_ignore_ascii_case("SIP") || parts[1] != "2.0" {
-            return Err(bad("sent-protocol must be SIP/2.0"));
-        }
-        if parts[2].is_empty() {
+        if transport.is_empty() {
             return Err(bad("missing transport"));
         }
         let sent_by_end = rest
@@ -103,7 +120,7 @@ impl Via {
             .map_err(|_| bad("invalid sent-by host or port"))?;
         let params = parse_params(&rest[sent_by_end..], "Via")?;
         Ok(Via {
-            transport: transport_token(parts[2]),
+            transport: transport_token(transport),
             host,
             port,
             params,

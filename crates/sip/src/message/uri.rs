@@ -347,12 +347,26 @@ pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
     match host {
         Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
         Host::V4(a) => {
-            let [a, b, c, d] = a.octets();
-            push_u32(out, u32::from(a));
-            for o in [b, c, d] {
-                out.push(b'.');
-                push_u32(out, u32::from(o));
+            // Built on the stack and copied once: at most 15 bytes.
+            let mut buf = [0u8; 16];
+            let mut len = 0;
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                if o >= 100 {
+                    buf[len] = b'0' + o / 100;
+                    len += 1;
+                }
+                if o >= 10 {
+                    buf[len] = b'0' + o / 10 % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + o % 10;
+                len += 1;
             }
+            out.extend_from_slice(&buf[..len]);
         }
         // Writing to a Vec cannot fail.
         Host::V6(a) => {
@@ -418,7 +432,7 @@ fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_ipv4, push_u32};
+    use super::{parse_ipv4, push_u32, write_host};
     use std::net::Ipv4Addr;
 
     #[test]
@@ -447,6 +461,18 @@ mod tests {
             "1.2.3.04",
         ] {
             assert_eq!(parse_ipv4(s), s.parse::<Ipv4Addr>().ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_hosts_print_like_display() {
+        for a in [0u8, 1, 9, 10, 99, 100, 199, 200, 255] {
+            for b in [0u8, 7, 42, 255] {
+                let ip = Ipv4Addr::new(a, b, 255 - a, 255 - b);
+                let mut s = Vec::new();
+                write_host(&mut s, &super::Host::V4(ip));
+                assert_eq!(s, ip.to_string().as_bytes());
+            }
         }
     }
 

@@ -434,7 +434,7 @@ fn main() {
         .filter(|s| only.as_deref().is_none_or(|o| o == s.name()))
         .collect();
 
-    // Beside the build, not in /tmp (often tmpfs, where fsync costs nothing).
+    // Beside the build, not in the temporary folder (often tmpfs, where fsync costs nothing).
     let base = std::env::var_os("CARGO_TARGET_TMPDIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);

@@ -10,7 +10,8 @@
 //! pacing, media timeouts, the recorder's seal check) sit in one heap per worker.
 //!
 //! This file is the API the signalling loop uses ([`MediaEngine`], [`MediaHandle`],
-//! [`MediaCmd`], [`MediaReport`]); `worker` is the thread loop, `deadlines` its timer heap.
+//! [`MediaCmd`], [`MediaReport`]); `worker` is the thread loop, `deadlines` its timer heap,
+//! `closer` the thread that finishes recordings (a wait for the disk) off the packet path.
 //! Every decision — latching, PT rewriting, prompt pacing, digit detection — is the media
 //! core's; this module only moves bytes and time.
 
@@ -25,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::ports::RtpPair;
 use crate::recorder::Recorder;
 
+mod closer;
 mod deadlines;
 mod worker;
 
@@ -95,6 +97,7 @@ pub enum MediaReport {
 /// (a call still open then is ended as by [`MediaCmd::Release`]).
 pub struct MediaEngine {
     workers: Vec<Arc<worker::Inbox>>,
+    closer: Arc<closer::Closer>,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     next_worker: AtomicUsize,
     next_call: AtomicU64,
@@ -124,12 +127,16 @@ impl MediaEngine {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
+        let closer = Arc::new(closer::Closer::start().map_err(|e| {
+            GatewayError::TaskFailed(format!("cannot start the recording closing thread: {e}"))
+        })?);
         let mut workers = Vec::with_capacity(threads);
         let mut handles = Vec::with_capacity(threads);
         for i in 0..threads {
-            let (inbox, worker) = worker::Worker::new(metrics.clone(), coalesce).map_err(|e| {
-                GatewayError::TaskFailed(format!("cannot set up media thread {i}: {e}"))
-            })?;
+            let (inbox, worker) = worker::Worker::new(metrics.clone(), coalesce, closer.clone())
+                .map_err(|e| {
+                    GatewayError::TaskFailed(format!("cannot set up media thread {i}: {e}"))
+                })?;
             let handle = std::thread::Builder::new()
                 .name(format!("media-{i}"))
                 .spawn(move || worker.run())
@@ -141,6 +148,7 @@ impl MediaEngine {
         }
         Ok(Self {
             workers,
+            closer,
             threads: Mutex::new(handles),
             next_worker: AtomicUsize::new(0),
             next_call: AtomicU64::new(1),
@@ -190,6 +198,8 @@ impl MediaEngine {
                 tracing::error!("a media thread panicked");
             }
         }
+        // Last: the recordings the threads handed over while ending their calls.
+        self.closer.stop();
     }
 }
 

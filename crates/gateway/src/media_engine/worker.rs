@@ -20,6 +20,7 @@ use rustix::buffer::spare_capacity;
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use rustix::io::Errno;
 
+use super::closer::{Closer, Closing};
 use super::deadlines::{Deadlines, Slot};
 use super::{MediaCmd, MediaReport};
 use crate::metrics::Metrics;
@@ -143,6 +144,8 @@ pub(super) struct Worker {
     sent: u64,
     /// Least time between two wake-ups of a busy thread.
     coalesce: Duration,
+    /// Where recordings are finished, off this thread.
+    closer: Arc<Closer>,
 }
 
 impl Worker {
@@ -150,6 +153,7 @@ impl Worker {
     pub(super) fn new(
         metrics: Arc<Metrics>,
         coalesce: Duration,
+        closer: Arc<Closer>,
     ) -> std::io::Result<(Arc<Inbox>, Self)> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
@@ -170,6 +174,7 @@ impl Worker {
                 deadlines: Deadlines::new(),
                 sent: 0,
                 coalesce,
+                closer,
             },
         ))
     }
@@ -325,10 +330,17 @@ impl Worker {
             MediaCmd::StopRecording { discard, done } => {
                 // Synchronous in the core: no frame reaches the file after this.
                 drop(c.session.stop_recording());
-                if let Some((rec, _)) = c.recorder.take() {
-                    close(&rec, discard);
+                match c.recorder.take() {
+                    // `done` is answered by the closing thread once the file is closed.
+                    Some((recorder, _)) => self.closer.close(Closing {
+                        recorder,
+                        discard,
+                        done: Some(done),
+                    }),
+                    None => {
+                        let _ = done.send(());
+                    }
                 }
-                let _ = done.send(());
             }
         }
         service(&mut self.deadlines, &mut self.sent, call, c, now);
@@ -406,8 +418,12 @@ impl Worker {
             return;
         };
         drop(c.session.stop_recording());
-        if let Some((rec, _)) = c.recorder.take() {
-            close(&rec, false);
+        if let Some((recorder, _)) = c.recorder.take() {
+            self.closer.close(Closing {
+                recorder,
+                discard: false,
+                done: None,
+            });
         }
         // Ports go back to the pool before the end is reported.
         deregister(&self.epoll, c.caller.take().as_ref());
@@ -470,13 +486,6 @@ fn deregister(epoll: &OwnedFd, pair: Option<&RtpPair>) {
     if let Some(p) = pair {
         let _ = epoll::delete(epoll, &p.rtp);
         let _ = epoll::delete(epoll, &p.rtcp);
-    }
-}
-
-fn close(rec: &Recorder, discard: bool) {
-    let result = if discard { rec.discard() } else { rec.finish() };
-    if let Err(e) = result {
-        tracing::error!(recording = %rec.id(), "closing the recording failed: {e}");
     }
 }
 

@@ -182,7 +182,8 @@ pub struct RecordingConfig {
     pub folder: Option<PathBuf>,
     /// Days a recording may be released before its epoch key is shredded.
     pub retention_days: u32,
-    /// Milliseconds of audio per sealed segment (each one fsynced): the most a crash can lose.
+    /// Longest audio per sealed segment (a segment also ends at 8 KiB of audio): the most a
+    /// process crash can lose (power loss: see the durability notes of the recording format).
     pub segment_ms: u32,
 }
 

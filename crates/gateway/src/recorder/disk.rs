@@ -173,10 +173,6 @@ fn run(rx: Receiver<Job>) {
             Some(Job::Append(target, bytes)) => {
                 target.write(&bytes);
                 pool::give(bytes);
-                // A batch of writes must not hold the core while a media thread waits: on a
-                // scheduler that lets the running task finish its slice (milliseconds), nice
-                // alone does not stop a burst of writes from delaying packets.
-                std::thread::yield_now();
                 if !target.dirty.swap(true, Ordering::Relaxed) {
                     dirty.push(target);
                 }

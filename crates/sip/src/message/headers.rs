@@ -136,7 +136,11 @@ impl HeaderName {
             _ => None,
         };
         match candidate {
-            Some((spelling, known)) if spelling.eq_ignore_ascii_case(name) => known,
+            // Names are nearly always written canonically: one exact compare, and only a
+            // mismatch pays for the case-insensitive one.
+            Some((spelling, known)) if spelling == name || spelling.eq_ignore_ascii_case(name) => {
+                known
+            }
             _ => HeaderName::Other(extension_name(name)),
         }
     }

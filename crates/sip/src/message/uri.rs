@@ -343,7 +343,6 @@ impl std::str::FromStr for Uri {
 }
 
 pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
-    use std::io::Write;
     match host {
         Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
         Host::V4(a) => {
@@ -368,10 +367,60 @@ pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
             }
             out.extend_from_slice(&buf[..len]);
         }
-        // Writing to a Vec cannot fail.
         Host::V6(a) => {
-            let _ = write!(out, "[{a}]");
+            out.push(b'[');
+            write_ipv6(out, *a);
+            out.push(b']');
         }
+    }
+}
+
+/// Writes `a` as `Ipv6Addr`'s `Display` does (RFC 5952: lowercase hex, the first longest run
+/// of two or more zero groups as `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`), without
+/// going through `fmt`.
+fn write_ipv6(out: &mut Vec<u8>, a: Ipv6Addr) {
+    if let Some(v4) = a.to_ipv4_mapped() {
+        out.extend_from_slice(b"::ffff:");
+        write_host(out, &Host::V4(v4));
+        return;
+    }
+    let groups = a.segments();
+    // The first longest run of zero groups.
+    let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
+    for (i, g) in groups.iter().enumerate() {
+        if *g == 0 {
+            if run_len == 0 {
+                run = i;
+            }
+            run_len += 1;
+            if run_len > best_len {
+                (best, best_len) = (run, run_len);
+            }
+        } else {
+            run_len = 0;
+        }
+    }
+    let hex = |out: &mut Vec<u8>, part: &[u16]| {
+        for (i, g) in part.iter().enumerate() {
+            if i > 0 {
+                out.push(b':');
+            }
+            let mut started = false;
+            for shift in [12u16, 8, 4, 0] {
+                let d = (g >> shift) & 0xf;
+                if started || d != 0 || shift == 0 {
+                    out.push(b"0123456789abcdef"[usize::from(d)]);
+                    started = true;
+                }
+            }
+        }
+    };
+    if best_len > 1 {
+        hex(out, &groups[..best]);
+        out.extend_from_slice(b"::");
+        hex(out, &groups[best + best_len..]);
+    } else {
+        hex(out, &groups);
     }
 }
 
@@ -432,8 +481,42 @@ fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_ipv4, push_u32, write_host};
-    use std::net::Ipv4Addr;
+    use super::{parse_ipv4, push_u32, write_host, write_ipv6};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn ipv6_prints_exactly_like_std_display() {
+        let values = [0u16, 1, 0xab, 0xffff];
+        for n in 0..values.len().pow(8) {
+            let mut groups = [0u16; 8];
+            let mut k = n;
+            for g in &mut groups {
+                *g = values[k % values.len()];
+                k /= values.len();
+            }
+            let a = Ipv6Addr::from(groups);
+            let mut ours = Vec::new();
+            write_ipv6(&mut ours, a);
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                a.to_string(),
+                "{groups:?}"
+            );
+        }
+        for a in [
+            "::ffff:192.0.2.1",
+            "2001:db8::9",
+            "::",
+            "::1",
+            "1::",
+            "fe80::1:0:0:1",
+        ] {
+            let a: Ipv6Addr = a.parse().unwrap();
+            let mut ours = Vec::new();
+            write_ipv6(&mut ours, a);
+            assert_eq!(String::from_utf8(ours).unwrap(), a.to_string());
+        }
+    }
 
     #[test]
     fn ipv4_parses_exactly_like_std_on_every_short_digit_and_dot_string() {

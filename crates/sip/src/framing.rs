@@ -172,5 +172,10 @@ fn leading_crlf_len(bytes: &[u8]) -> usize {
 
 /// Index of the `\r\n\r\n` that ends the header section.
 fn find_head_end(bytes: &[u8]) -> Option<usize> {
-    memchr::memmem::find(bytes, b"\r\n\r\n")
+    // The searcher is built once: building it costs as much as searching a typical head.
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> =
+        std::sync::OnceLock::new();
+    FINDER
+        .get_or_init(|| memchr::memmem::Finder::new(b"\r\n\r\n"))
+        .find(bytes)
 }

@@ -286,6 +286,15 @@ pub(crate) fn parse_header_value(
             ));
         }
         HeaderName::Allow | HeaderName::Supported | HeaderName::Require => {
+            // A list written as the printer writes it (`a, b, c`) is checked in one byte walk
+            // and copied once; anything else takes the element-by-element path.
+            if is_canonical_token_list(value.as_bytes()) {
+                out.push(Header::new(
+                    name,
+                    HeaderValue::Tokens(TokenList::from_canonical(value)),
+                ));
+                return Ok(());
+            }
             let mut tokens = TokenList::with_capacity(value.len());
             if !value.is_empty() {
                 each(value, header, |part| {
@@ -316,6 +325,27 @@ pub(crate) fn parse_header_value(
         _ => out.push(Header::new(name, HeaderValue::Text(value.to_owned()))),
     }
     Ok(())
+}
+
+/// Whether `b` is exactly `token *( ", " token )`.
+fn is_canonical_token_list(b: &[u8]) -> bool {
+    let mut i = 0;
+    loop {
+        let start = i;
+        while i < b.len() && is_token_byte(b[i]) {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+        if i == b.len() {
+            return true;
+        }
+        if b.get(i..i + 2) != Some(b", ") {
+            return false;
+        }
+        i += 2;
+    }
 }
 
 /// Calls `f` on every element of the comma list `value`, in order. An empty element is an
@@ -411,6 +441,28 @@ fn check_version(version: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::CrlfLines;
+
+    #[test]
+    fn canonical_token_lists_are_recognised_exactly() {
+        for (text, ok) in [
+            ("INVITE", true),
+            ("INVITE, ACK, BYE", true),
+            ("", false),
+            ("INVITE,ACK", false),
+            ("INVITE,  ACK", false),
+            ("INVITE, ", false),
+            (", ACK", false),
+            ("INVITE ,ACK", false),
+            ("IN VITE", false),
+            ("100rel, timer", true),
+        ] {
+            assert_eq!(
+                super::is_canonical_token_list(text.as_bytes()),
+                ok,
+                "{text:?}"
+            );
+        }
+    }
 
     #[test]
     fn crlf_lines_split_exactly_like_str_split() {

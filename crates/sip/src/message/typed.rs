@@ -367,6 +367,12 @@ impl TokenList {
             text: String::with_capacity(n),
         }
     }
+    /// The list from text already in its printed form (`a, b, c`, checked by the caller).
+    pub(crate) fn from_canonical(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+        }
+    }
     /// Appends a token.
     pub fn push(&mut self, token: &str) {
         if !self.text.is_empty() {

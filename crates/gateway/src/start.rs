@@ -237,7 +237,7 @@ async fn call_config(
             let host = match &sip_uri.host {
                 callseal_sip::Host::V4(ip) => ip.to_string(),
                 callseal_sip::Host::V6(ip) => ip.to_string(),
-                callseal_sip::Host::Domain(d) => d.clone(),
+                callseal_sip::Host::Domain(d) => d.to_string(),
             };
             let next_hop = tokio::net::lookup_host((host.as_str(), port))
                 .await

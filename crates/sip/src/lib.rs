@@ -16,6 +16,9 @@ pub mod message;
 mod random;
 mod transaction;
 
+/// The string type of short header texts (user parts, hosts, display names, `Text` values):
+/// held inline up to 24 bytes, so most of them cost no allocation.
+pub use compact_str::CompactString;
 pub use dialog::{Dialog, DialogError, DialogId, DialogState, Dialogs, Routed};
 pub use endpoint::{
     Endpoint, EndpointConfig, Event, Transmit, apply_received_rport, response_destination,

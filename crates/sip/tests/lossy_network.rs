@@ -200,7 +200,7 @@ impl Uac {
             Host::Domain("example.com".into()),
             None,
         )));
-        from.display = Some(format!("Caller {i}"));
+        from.display = Some(format!("Caller {i}").into());
         from.set_tag(&self.ep.new_tag());
         let call_id = self.ep.new_call_id("example.com");
         let contact = NameAddr::new(Uri::Sip(SipUri::new(
@@ -216,7 +216,7 @@ impl Uac {
             HeaderName::To,
             HeaderValue::NameAddr(NameAddr::new(Uri::Sip(uas_uri))),
         );
-        h.push(HeaderName::CallId, HeaderValue::Text(call_id));
+        h.push(HeaderName::CallId, HeaderValue::Text(call_id.into()));
         h.push(
             HeaderName::CSeq,
             HeaderValue::CSeq(CSeq {

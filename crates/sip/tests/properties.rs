@@ -63,7 +63,7 @@ fn domain() -> impl Strategy<Value = String> {
 
 fn host() -> impl Strategy<Value = Host> {
     prop_oneof![
-        domain().prop_map(Host::Domain),
+        domain().prop_map(|d| Host::Domain(d.into())),
         ipv4().prop_map(Host::V4),
         ipv6().prop_map(Host::V6),
     ]
@@ -129,7 +129,7 @@ fn sip_uri(with_headers: bool) -> BoxedStrategy<SipUri> {
             let password = user.as_ref().and(password);
             SipUri {
                 scheme,
-                user,
+                user: user.map(Into::into),
                 password,
                 host,
                 port,
@@ -180,7 +180,7 @@ fn name_addr(uri: BoxedStrategy<Uri>, tag: bool) -> BoxedStrategy<NameAddr> {
                 list.push(("x-p", Some(e)));
             }
             NameAddr {
-                display,
+                display: display.map(Into::into),
                 uri,
                 params: params_from(list),
             }
@@ -252,7 +252,7 @@ fn contact() -> BoxedStrategy<Contact> {
                     list.push(("q", Some(q)));
                 }
                 Contact::Addr(NameAddr {
-                    display,
+                    display: display.map(Into::into),
                     uri,
                     params: params_from(list),
                 })
@@ -267,7 +267,7 @@ fn route() -> BoxedStrategy<NameAddr> {
             uri.params.remove("lr");
             uri.params.push("lr", None);
             NameAddr {
-                display,
+                display: display.map(Into::into),
                 uri: Uri::Sip(uri),
                 params: Params::new(),
             }
@@ -337,7 +337,10 @@ impl Spec {
         }
         h.push(HeaderName::From, HeaderValue::NameAddr(self.from.clone()));
         h.push(HeaderName::To, HeaderValue::NameAddr(self.to.clone()));
-        h.push(HeaderName::CallId, HeaderValue::Text(self.call_id.clone()));
+        h.push(
+            HeaderName::CallId,
+            HeaderValue::Text(self.call_id.as_str().into()),
+        );
         h.push(HeaderName::CSeq, HeaderValue::CSeq(self.cseq.clone()));
         for c in &self.contacts {
             h.push(HeaderName::Contact, HeaderValue::Contact(c.clone()));
@@ -345,7 +348,7 @@ impl Spec {
         for (name, value) in &self.extras {
             h.push(
                 HeaderName::Other(name.clone().into()),
-                HeaderValue::Text(value.clone()),
+                HeaderValue::Text(value.as_str().into()),
             );
         }
         if !self.body.is_empty() {

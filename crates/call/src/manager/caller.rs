@@ -43,7 +43,7 @@ impl CallManager {
             let mut r = dialog::response(&req, StatusCode(503), Some(&tag), None);
             r.headers.push(
                 HeaderName::Other("Retry-After".into()),
-                HeaderValue::Text(self.config.retry_after_secs.to_string()),
+                HeaderValue::Text(self.config.retry_after_secs.to_string().into()),
             );
             self.send(SipCommand::Respond { tx, response: r });
             return;
@@ -83,8 +83,9 @@ impl CallManager {
         let line = req
             .request_uri()
             .and_then(Uri::as_sip)
-            .and_then(|u| u.user.clone())
-            .unwrap_or_default();
+            .and_then(|u| u.user.as_deref())
+            .unwrap_or_default()
+            .to_owned();
         let local_tag = self.ids.token();
         let call = Call {
             state: State::AwaitingMedia,
@@ -138,7 +139,7 @@ impl CallManager {
         let text = e.to_string().replace('"', "'");
         r.headers.push(
             HeaderName::Other("Warning".into()),
-            HeaderValue::Text(format!("304 callseal \"{text}\"")),
+            HeaderValue::Text(format!("304 callseal \"{text}\"").into()),
         );
         self.send(SipCommand::Respond { tx, response: r });
     }
@@ -502,7 +503,7 @@ fn caller_user(req: &Message) -> String {
     let from_pai = req.headers.p_asserted_identities().next();
     let na: Option<&NameAddr> = from_pai.or_else(|| req.headers.from());
     match na.map(|n| &n.uri) {
-        Some(Uri::Sip(u)) => u.user.clone().unwrap_or_else(|| "anonymous".into()),
+        Some(Uri::Sip(u)) => u.user.as_deref().unwrap_or("anonymous").to_owned(),
         Some(Uri::Other(s)) => s.clone(),
         None => "anonymous".into(),
     }

@@ -133,12 +133,12 @@ impl CallManager {
             && u.user.is_none()
             && !line.is_empty()
         {
-            u.user = Some(line);
+            u.user = Some(line.into());
         }
         // From carries the presented identity only (pseudonym by default); nothing else of the
         // A-leg crosses over: no P-Asserted-Identity, Remote-Party-ID, User-Agent or Subject.
         let mut from = NameAddr::new(Uri::Sip(SipUri::new(Some(&presented), host, None)));
-        from.display = Some(presented);
+        from.display = Some(presented.into());
         from.set_tag(&b.local_tag);
         let mut invite = Message::new_request(Method::Invite, target.clone());
         let hd = &mut invite.headers;
@@ -146,7 +146,10 @@ impl CallManager {
         hd.push(HeaderName::MaxForwards, HeaderValue::Number(70));
         hd.push(HeaderName::From, HeaderValue::NameAddr(from));
         hd.push(HeaderName::To, HeaderValue::NameAddr(NameAddr::new(target)));
-        hd.push(HeaderName::CallId, HeaderValue::Text(b.call_id.clone()));
+        hd.push(
+            HeaderName::CallId,
+            HeaderValue::Text(b.call_id.as_str().into()),
+        );
         hd.push(
             HeaderName::CSeq,
             HeaderValue::CSeq(CSeq {

@@ -107,7 +107,7 @@ impl CallManager {
                 let text = e.to_string().replace('"', "'");
                 r.headers.push(
                     HeaderName::Other("Warning".into()),
-                    HeaderValue::Text(format!("304 callseal \"{text}\"")),
+                    HeaderValue::Text(format!("304 callseal \"{text}\"").into()),
                 );
                 self.send(SipCommand::Respond { tx, response: r });
             }

@@ -56,7 +56,7 @@ impl Dialog {
         h.push(HeaderName::To, HeaderValue::NameAddr(self.remote.clone()));
         h.push(
             HeaderName::CallId,
-            HeaderValue::Text(self.id.call_id.clone()),
+            HeaderValue::Text(self.id.call_id.as_str().into()),
         );
         h.push(HeaderName::CSeq, HeaderValue::CSeq(CSeq { seq, method }));
         for r in routes {

@@ -467,7 +467,7 @@ impl Endpoint {
         if let Some(s) = &self.cfg.server_header {
             response.headers.push(
                 HeaderName::Other("Server".into()),
-                HeaderValue::Text(s.clone()),
+                HeaderValue::Text(s.as_str().into()),
             );
         }
     }
@@ -497,7 +497,7 @@ fn build_cancel(invite: &Message, reason: Option<Reason>) -> Message {
     if let Some(id) = h.call_id() {
         cancel
             .headers
-            .push(HeaderName::CallId, HeaderValue::Text(id.to_owned()));
+            .push(HeaderName::CallId, HeaderValue::Text(id.into()));
     }
     if let Some(c) = h.cseq() {
         cancel.headers.push(

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use compact_str::CompactString;
+
 use super::text::trim_lws;
 use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, TokenList, Via};
 
@@ -200,8 +202,9 @@ pub enum HeaderValue {
     Tokens(TokenList),
     /// Reason (one value per entry)
     Reason(Reason),
-    /// Call-ID, User-Agent, Subject and every unknown header: the unfolded text
-    Text(String),
+    /// Call-ID, User-Agent, Subject and every unknown header: the unfolded text (short
+    /// values are held inline, without an allocation)
+    Text(CompactString),
 }
 
 /// One header field.

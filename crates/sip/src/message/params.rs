@@ -2,6 +2,8 @@
 //! their canonical text in one buffer: one allocation per list however many parameters it
 //! has, printing is one copy, and a lookup walks a few dozen bytes.
 
+use compact_str::CompactString;
+
 use super::text::{is_param_value_byte, is_token_byte, skip_quoted, trim_lws};
 use crate::error::Error;
 
@@ -21,15 +23,16 @@ pub struct Param<'a> {
 /// Equality is on the printed form: two lists are equal when they print the same.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Params {
-    /// `;name[=value]` repeated, without LWS: exactly what the printer writes.
-    text: String,
+    /// `;name[=value]` repeated, without LWS: exactly what the printer writes. Most lists
+    /// (`;lr`, `;tag=…`, `;transport=udp`) fit in the string itself and allocate nothing.
+    text: CompactString,
 }
 
 impl Params {
     /// An empty list.
     pub fn new() -> Self {
         Self {
-            text: String::new(),
+            text: CompactString::const_new(""),
         }
     }
     /// The parameters in order.
@@ -99,7 +102,7 @@ impl Params {
     }
 
     fn insert_at(&mut self, at: usize, name: &str, value: Option<&str>) {
-        let mut one = String::with_capacity(2 + name.len() + value.map_or(0, str::len));
+        let mut one = CompactString::with_capacity(2 + name.len() + value.map_or(0, str::len));
         one.push(';');
         one.push_str(name);
         if let Some(v) = value {
@@ -198,13 +201,17 @@ pub(crate) fn parse_params(s: &str, header: &'static str) -> Result<Params, Erro
     // Text that is already canonical (no LWS, no quoted value) is checked in one byte walk
     // and copied once; anything else, errors included, takes the full grammar below.
     if is_canonical(s.as_bytes()) {
-        return Ok(Params { text: s.to_owned() });
+        return Ok(Params {
+            text: CompactString::new(s),
+        });
     }
     if !s.bytes().any(|b| b == b' ' || b == b'\t') {
         walk_params(s, header, None)?;
-        return Ok(Params { text: s.to_owned() });
+        return Ok(Params {
+            text: CompactString::new(s),
+        });
     }
-    let mut text = String::with_capacity(s.len());
+    let mut text = CompactString::with_capacity(s.len());
     walk_params(s, header, Some(&mut text))?;
     Ok(Params { text })
 }
@@ -240,7 +247,11 @@ fn is_canonical(b: &[u8]) -> bool {
 }
 
 /// Checks the grammar of `s` (trimmed, not empty), writing the canonical text to `out`.
-fn walk_params(s: &str, header: &'static str, mut out: Option<&mut String>) -> Result<(), Error> {
+fn walk_params(
+    s: &str,
+    header: &'static str,
+    mut out: Option<&mut CompactString>,
+) -> Result<(), Error> {
     let bad = |reason| Error::InvalidHeaderValue { header, reason };
     let mut rest = s;
     while !rest.is_empty() {
@@ -370,7 +381,7 @@ mod tests {
                     k /= alphabet.len();
                 }
                 if is_canonical(s.as_bytes()) {
-                    let mut text = String::new();
+                    let mut text = CompactString::default();
                     assert!(walk_params(&s, "t", Some(&mut text)).is_ok(), "{s:?}");
                     assert_eq!(text, s);
                     canonical += 1;

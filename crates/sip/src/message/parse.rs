@@ -320,9 +320,9 @@ pub(crate) fn parse_header_value(
             if value.is_empty() || value.bytes().any(|b| b <= b' ' || b == 0x7f) {
                 return Err(bad("Call-ID must be a non-empty word without whitespace"));
             }
-            out.push(Header::new(name, HeaderValue::Text(value.to_owned())));
+            out.push(Header::new(name, HeaderValue::Text(value.into())));
         }
-        _ => out.push(Header::new(name, HeaderValue::Text(value.to_owned()))),
+        _ => out.push(Header::new(name, HeaderValue::Text(value.into()))),
     }
     Ok(())
 }

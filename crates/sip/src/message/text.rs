@@ -1,6 +1,8 @@
 //! Lexical helpers shared by the header grammars (RFC 3261 §25.1): tokens, LWS, quoted
 //! strings and top-level comma splitting.
 
+use compact_str::CompactString;
+
 /// RFC 3261 §25.1 `token` characters.
 #[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
@@ -156,15 +158,15 @@ fn escaped(bytes: &[u8], at: usize) -> bool {
 
 /// Parses a quoted string at the start of `s` (after LWS was trimmed); returns the decoded
 /// content and the rest after the closing quote. `\x` escapes any char (RFC 3261 §25.1 quoted-pair).
-pub(crate) fn parse_quoted(s: &str) -> Option<(String, &str)> {
+pub(crate) fn parse_quoted(s: &str) -> Option<(CompactString, &str)> {
     let rest = skip_quoted(s)?;
     // Without a quoted-pair the content is the text between the quotes: one copy.
     let inner = s.get(1..s.len() - rest.len() - 1)?;
     if !inner.contains('\\') {
-        return Some((inner.to_owned(), rest));
+        return Some((CompactString::new(inner), rest));
     }
     let bytes = s.as_bytes();
-    let mut out = String::with_capacity(inner.len());
+    let mut out = CompactString::with_capacity(inner.len());
     let mut i = 1;
     let mut seg_start = 1;
     while i < bytes.len() {

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use compact_str::CompactString;
+
 use super::Method;
 use super::params::{Params, parse_params};
 use super::text::{find_byte, parse_quoted, trim_lws, write_quoted};
@@ -155,7 +157,7 @@ fn transport_token(t: &str) -> Cow<'static, str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
     /// Display name, decoded (quotes and escapes removed); `None` if absent.
-    pub display: Option<String>,
+    pub display: Option<CompactString>,
     /// The URI.
     pub uri: Uri,
     /// Header parameters after the URI (`;tag=`, `;q=`, `;expires=`…).
@@ -199,7 +201,7 @@ impl NameAddr {
             {
                 return Err(bad("invalid unquoted display name"));
             }
-            ((!d.is_empty()).then(|| d.to_owned()), &s[lt..])
+            ((!d.is_empty()).then(|| CompactString::new(d)), &s[lt..])
         } else {
             (None, s)
         };
@@ -354,7 +356,7 @@ fn media_token(token: &str, known: &[&'static str]) -> Cow<'static, str> {
 /// their printed text (`INVITE, ACK, BYE`): one allocation however many tokens there are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TokenList {
-    text: String,
+    text: CompactString,
 }
 
 impl TokenList {
@@ -364,13 +366,13 @@ impl TokenList {
     }
     pub(crate) fn with_capacity(n: usize) -> Self {
         Self {
-            text: String::with_capacity(n),
+            text: CompactString::with_capacity(n),
         }
     }
     /// The list from text already in its printed form (`a, b, c`, checked by the caller).
     pub(crate) fn from_canonical(text: &str) -> Self {
         Self {
-            text: text.to_owned(),
+            text: CompactString::new(text),
         }
     }
     /// Appends a token.

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use compact_str::CompactString;
+
 use super::params::{Params, parse_params};
 use super::text::{find_byte, split_once_byte};
 use crate::error::Error;
@@ -12,7 +14,7 @@ use crate::error::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
     /// A hostname, kept as written (compare with `eq_ignore_ascii_case`).
-    Domain(String),
+    Domain(CompactString),
     /// An IPv4 address.
     V4(Ipv4Addr),
     /// An IPv6 address; printed in brackets (RFC 5118 §4.1).
@@ -57,7 +59,7 @@ impl Host {
                 .map(Host::V4)
                 .ok_or(bad("invalid IPv4 address"));
         }
-        Ok(Host::Domain(s.to_owned()))
+        Ok(Host::Domain(CompactString::new(s)))
     }
     /// Whether `ip` is this host's literal address.
     pub fn is_ip(&self, ip: IpAddr) -> bool {
@@ -147,7 +149,7 @@ pub struct SipUri {
     /// Scheme.
     pub scheme: Scheme,
     /// User part as written (percent escapes kept).
-    pub user: Option<String>,
+    pub user: Option<CompactString>,
     /// Password as written (deprecated by RFC 3261 §19.1.1, kept for fidelity).
     pub password: Option<String>,
     /// Host.
@@ -165,7 +167,7 @@ impl SipUri {
     pub fn new(user: Option<&str>, host: Host, port: Option<u16>) -> Self {
         Self {
             scheme: Scheme::Sip,
-            user: user.map(str::to_owned),
+            user: user.map(CompactString::new),
             password: None,
             host,
             port,
@@ -257,8 +259,8 @@ impl Uri {
             None => (None, None),
             Some("") => return Err(bad("empty user part")),
             Some(ui) => match split_once_byte(ui, b':') {
-                Some((u, p)) => (Some(u.to_owned()), Some(p.to_owned())),
-                None => (Some(ui.to_owned()), None),
+                Some((u, p)) => (Some(CompactString::new(u)), Some(p.to_owned())),
+                None => (Some(CompactString::new(ui)), None),
             },
         };
         let (before_headers, headers) = match question {

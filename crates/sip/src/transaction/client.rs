@@ -265,7 +265,7 @@ impl ClientTx {
         }
         if let Some(id) = h.call_id() {
             ack.headers
-                .push(HeaderName::CallId, HeaderValue::Text(id.to_owned()));
+                .push(HeaderName::CallId, HeaderValue::Text(id.into()));
         }
         if let Some(c) = h.cseq() {
             ack.headers.push(

@@ -159,13 +159,22 @@ fn escaped(bytes: &[u8], at: usize) -> bool {
 /// Parses a quoted string at the start of `s` (after LWS was trimmed); returns the decoded
 /// content and the rest after the closing quote. `\x` escapes any char (RFC 3261 §25.1 quoted-pair).
 pub(crate) fn parse_quoted(s: &str) -> Option<(CompactString, &str)> {
-    let rest = skip_quoted(s)?;
-    // Without a quoted-pair the content is the text between the quotes: one copy.
-    let inner = s.get(1..s.len() - rest.len() - 1)?;
-    if !inner.contains('\\') {
-        return Some((CompactString::new(inner), rest));
-    }
     let bytes = s.as_bytes();
+    if bytes.first() != Some(&b'"') {
+        return None;
+    }
+    // Without a quoted-pair the content is the text between the quotes: found in one walk
+    // and copied once.
+    for (i, &b) in bytes.iter().enumerate().skip(1) {
+        match b {
+            b'"' => return Some((CompactString::new(s.get(1..i)?), s.get(i + 1..)?)),
+            b'\\' => break,
+            b'\r' | b'\n' => return None,
+            _ => {}
+        }
+    }
+    let rest = skip_quoted(s)?;
+    let inner = s.get(1..s.len() - rest.len() - 1)?;
     let mut out = CompactString::with_capacity(inner.len());
     let mut i = 1;
     let mut seg_start = 1;
@@ -216,6 +225,12 @@ pub(crate) fn skip_quoted(s: &str) -> Option<&str> {
 /// Writes `s` as a quoted string, escaping `"` and `\\`.
 pub(crate) fn write_quoted(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    if !s.bytes().any(|b| b == b'"' || b == b'\\') {
+        // Nothing to escape (the common case): one copy.
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Both are ASCII, so no byte of a multi-byte character is escaped.
     for &b in s.as_bytes() {
         if b == b'"' || b == b'\\' {

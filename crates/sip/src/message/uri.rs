@@ -38,10 +38,10 @@ impl Host {
             let inner = inner
                 .strip_suffix(']')
                 .ok_or(bad("unterminated IPv6 reference"))?;
-            return inner
-                .parse::<Ipv6Addr>()
+            return parse_ipv6_plain(inner)
+                .or_else(|| inner.parse::<Ipv6Addr>().ok())
                 .map(Host::V6)
-                .map_err(|_| bad("invalid IPv6 address in brackets"));
+                .ok_or(bad("invalid IPv6 address in brackets"));
         }
         if s.is_empty() {
             return Err(bad("empty host"));
@@ -348,24 +348,17 @@ pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
     match host {
         Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
         Host::V4(a) => {
-            // Built on the stack and copied once: at most 15 bytes.
-            let mut buf = [0u8; 16];
+            // Built on the stack from a table of the 256 octets and copied once.
+            let mut buf = [0u8; 20];
             let mut len = 0;
             for (i, o) in a.octets().into_iter().enumerate() {
                 if i > 0 {
                     buf[len] = b'.';
                     len += 1;
                 }
-                if o >= 100 {
-                    buf[len] = b'0' + o / 100;
-                    len += 1;
-                }
-                if o >= 10 {
-                    buf[len] = b'0' + o / 10 % 10;
-                    len += 1;
-                }
-                buf[len] = b'0' + o % 10;
-                len += 1;
+                let [n, d0, d1, d2] = OCTETS[usize::from(o)];
+                buf[len..len + 3].copy_from_slice(&[d0, d1, d2]);
+                len += usize::from(n);
             }
             out.extend_from_slice(&buf[..len]);
         }
@@ -376,6 +369,24 @@ pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
         }
     }
 }
+
+/// The decimal digits of every octet, left-aligned after their count: `[2, b'4', b'2', 0]`.
+static OCTETS: [[u8; 4]; 256] = {
+    let mut t = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let o = i as u8;
+        t[i] = if o >= 100 {
+            [3, b'0' + o / 100, b'0' + o / 10 % 10, b'0' + o % 10]
+        } else if o >= 10 {
+            [2, b'0' + o / 10, b'0' + o % 10, 0]
+        } else {
+            [1, b'0' + o, 0, 0]
+        };
+        i += 1;
+    }
+    t
+};
 
 /// Writes `a` as `Ipv6Addr`'s `Display` does (RFC 5952: lowercase hex, the first longest run
 /// of two or more zero groups as `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`), without
@@ -459,31 +470,90 @@ fn pair(n: u32) -> &'static str {
 /// Parses a dotted-quad IPv4 address exactly as `Ipv4Addr::from_str` does (four decimal
 /// octets of one to three digits, no leading zeros, each at most 255), in one pass.
 fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let b = s.as_bytes();
     let mut octets = [0u8; 4];
-    let (mut index, mut value, mut digits) = (0usize, 0u32, 0u32);
-    let mut leading_zero = false;
-    for &b in s.as_bytes().iter().chain(std::iter::once(&b'.')) {
-        if b == b'.' {
-            if digits == 0 || index == 4 {
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
-            *octets.get_mut(index)? = u8::try_from(value).ok()?;
-            (index, value, digits) = (index + 1, 0, 0);
-            continue;
+            i += 1;
         }
-        if !b.is_ascii_digit() || digits == 3 || (digits == 1 && leading_zero) {
+        let start = i;
+        let mut value = 0u32;
+        while let Some(&d) = b.get(i).filter(|d| d.is_ascii_digit() && i - start < 3) {
+            value = value * 10 + u32::from(d - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && b.get(start) == Some(&b'0')) {
             return None;
         }
-        leading_zero = digits == 0 && b == b'0';
-        value = value * 10 + u32::from(b - b'0');
-        digits += 1;
+        *octet = u8::try_from(value).ok()?;
     }
-    (index == 4).then(|| Ipv4Addr::from(octets))
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
+}
+
+/// Parses the common IPv6 forms (hex groups with at most one `::`, no embedded IPv4) in one
+/// pass; `None` for anything else, which `Ipv6Addr::from_str` then decides. What this accepts,
+/// the standard parser accepts with the same value.
+fn parse_ipv6_plain(s: &str) -> Option<Ipv6Addr> {
+    let b = s.as_bytes();
+    let mut groups = [0u16; 8];
+    let (mut n, mut gap) = (0usize, None);
+    let mut i = 0;
+    if b.starts_with(b"::") {
+        gap = Some(0);
+        i = 2;
+        if i == b.len() {
+            return Some(Ipv6Addr::UNSPECIFIED);
+        }
+    }
+    loop {
+        let start = i;
+        let mut value = 0u16;
+        while let Some(d) = b.get(i).and_then(|&c| (c as char).to_digit(16)) {
+            if i - start == 4 {
+                return None;
+            }
+            value = (value << 4) | d as u16;
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        *groups.get_mut(n)? = value;
+        n += 1;
+        match b.get(i) {
+            None => break,
+            Some(b':') if b.get(i + 1) == Some(&b':') && gap.is_none() => {
+                gap = Some(n);
+                i += 2;
+                if i == b.len() {
+                    break;
+                }
+            }
+            Some(b':') => i += 1,
+            Some(_) => return None,
+        }
+    }
+    match gap {
+        None if n == 8 => Some(Ipv6Addr::from(groups)),
+        // `::` stands for at least one zero group.
+        Some(at) if n < 8 => {
+            let tail = n - at;
+            groups.copy_within(at..n, 8 - tail);
+            groups.get_mut(at..8 - tail)?.fill(0);
+            Some(Ipv6Addr::from(groups))
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_ipv4, push_u32, write_host, write_ipv6};
+    use super::{parse_ipv4, parse_ipv6_plain, push_u32, write_host, write_ipv6};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     #[test]
@@ -521,6 +591,44 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_plain_forms_parse_like_std() {
+        let accepted_by_both = |s: &str| {
+            let ours = parse_ipv6_plain(s);
+            if let Some(a) = ours {
+                assert_eq!(Ok(a), s.parse::<Ipv6Addr>(), "{s:?}");
+            }
+            usize::from(ours.is_some())
+        };
+        let alphabet = ['0', 'F', ':', 'a'];
+        let mut accepted = 0;
+        for len in 0..=10u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let (mut s, mut k) = (String::new(), n);
+                for _ in 0..len {
+                    s.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                accepted += accepted_by_both(&s);
+            }
+        }
+        // Every split of up to 9 groups around an optional `::`, with short and long groups.
+        for head in 0..=9usize {
+            for tail in 0..=9usize {
+                for group in ["1", "ab", "0db8", "fFfF", "12345", "g"] {
+                    let join = |n: usize| vec![group; n].join(":");
+                    accepted += accepted_by_both(&format!("{}::{}", join(head), join(tail)));
+                    if tail == 0 {
+                        accepted += accepted_by_both(&join(head));
+                    }
+                }
+            }
+        }
+        assert!(accepted > 2000, "{accepted}");
+        assert_eq!(parse_ipv6_plain("2001:db8::9"), "2001:db8::9".parse().ok());
+        assert_eq!(parse_ipv6_plain("::ffff:192.0.2.1"), None);
+    }
+
+    #[test]
     fn ipv4_parses_exactly_like_std_on_every_short_digit_and_dot_string() {
         let alphabet = ['0', '1', '2', '5', '6', '9', '.'];
         let mut accepted = 0;
@@ -551,7 +659,7 @@ mod tests {
 
     #[test]
     fn ipv4_hosts_print_like_display() {
-        for a in [0u8, 1, 9, 10, 99, 100, 199, 200, 255] {
+        for a in 0..=255u8 {
             for b in [0u8, 7, 42, 255] {
                 let ip = Ipv4Addr::new(a, b, 255 - a, 255 - b);
                 let mut s = Vec::new();

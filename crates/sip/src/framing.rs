@@ -3,7 +3,7 @@
 
 use crate::error::Error;
 use crate::message::Message;
-use crate::message::parse::{Limits, parse_head};
+use crate::message::parse::{Limits, parse_head, parse_head_of};
 
 /// Parses one message from a UDP datagram.
 ///
@@ -21,8 +21,7 @@ pub fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, Error> {
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
     let skip = leading_crlf_len(bytes);
     let bytes = &bytes[skip..];
-    let head_end = find_head_end(bytes).ok_or(Error::Incomplete)?;
-    let head = parse_head(&bytes[..head_end], limits)?;
+    let (head, head_end) = parse_head_of(bytes, limits).ok_or(Error::Incomplete)??;
     let available = bytes.len() - (head_end + 4);
     let body_len = match head.content_length {
         None => available,

@@ -41,7 +41,108 @@ pub(crate) struct Head {
 /// Parses the header section `head` (everything before the empty line, without it).
 pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
     let text = std::str::from_utf8(head).map_err(|_| Error::NotUtf8)?;
-    let mut lines = CrlfLines { rest: Some(text) };
+    parse_lines(CrlfLines { rest: Some(text) }, limits)
+}
+
+/// Finds the end of the header section of `bytes` (the `\r\n\r\n`, as an index) and parses
+/// the section, splitting it into lines in the same walk that finds its end. The result is
+/// what searching for the end and then [`parse_head`] give; `None` if there is no end.
+pub(crate) fn parse_head_of(bytes: &[u8], limits: &Limits) -> Option<Result<(Head, usize), Error>> {
+    let mut ends = LineEnds {
+        ends: [0; LineEnds::CAPACITY],
+        bare: 0,
+        len: 0,
+        overflow: false,
+    };
+    let head_end = ends.split(bytes)?;
+    let head = bytes.get(..head_end)?;
+    if ends.overflow {
+        return Some(parse_head(head, limits).map(|h| (h, head_end)));
+    }
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(_) => return Some(Err(Error::NotUtf8)),
+    };
+    let lines = RecordedLines {
+        text,
+        ends: ends.ends.get(..ends.len).unwrap_or(&[]),
+        bare: ends.bare,
+        start: 0,
+        index: 0,
+    };
+    Some(parse_lines(lines, limits).map(|h| (h, head_end)))
+}
+
+/// Where the lines of a header section end (the index of each line's CRLF) and which of
+/// them hold a bare CR or LF, recorded while searching for the section's end.
+struct LineEnds {
+    ends: [u32; LineEnds::CAPACITY],
+    /// Bit `i` set: line `i` holds a bare CR or LF.
+    bare: u64,
+    len: usize,
+    /// More lines than recorded: the caller splits the section again.
+    overflow: bool,
+}
+
+impl LineEnds {
+    const CAPACITY: usize = 64;
+
+    /// Records the lines of `bytes` up to the first empty line and returns the index of the
+    /// CRLF before it: the `\r\n\r\n` a search would find first (CRLFs never overlap, so the
+    /// first `\r\n\r\n` is where [`CrlfLines`] yields its first empty line).
+    fn split(&mut self, bytes: &[u8]) -> Option<usize> {
+        let (mut line_start, mut from, mut bare) = (0usize, 0usize, false);
+        while let Some(i) = memchr::memchr2(b'\r', b'\n', bytes.get(from..)?).map(|i| i + from) {
+            if bytes.get(i) == Some(&b'\r') && bytes.get(i + 1) == Some(&b'\n') {
+                if i == line_start && i > 0 {
+                    return Some(i - 2);
+                }
+                match (self.ends.get_mut(self.len), u32::try_from(i)) {
+                    (Some(end), Ok(at)) => {
+                        *end = at;
+                        self.bare |= u64::from(bare) << self.len;
+                        self.len += 1;
+                    }
+                    _ => self.overflow = true,
+                }
+                (line_start, from, bare) = (i + 2, i + 2, false);
+            } else {
+                bare = true;
+                from = i + 1;
+            }
+        }
+        None
+    }
+}
+
+/// The lines recorded by [`LineEnds::split`], as [`CrlfLines`] yields them.
+struct RecordedLines<'a> {
+    text: &'a str,
+    ends: &'a [u32],
+    bare: u64,
+    start: usize,
+    index: usize,
+}
+
+impl<'a> Iterator for RecordedLines<'a> {
+    type Item = (&'a str, bool);
+
+    fn next(&mut self) -> Option<(&'a str, bool)> {
+        let end = *self.ends.get(self.index)? as usize;
+        // Every end is a CR: the cuts fall on character boundaries.
+        let line = self.text.get(self.start..end)?;
+        let bare = (self.bare >> self.index) & 1 == 1;
+        self.start = end + 2;
+        self.index += 1;
+        Some((line, bare))
+    }
+}
+
+/// Parses the start line and header lines of a header section.
+fn parse_lines<'a>(
+    mut lines: impl Iterator<Item = (&'a str, bool)>,
+    limits: &Limits,
+) -> Result<Head, Error> {
     let start_line = lines.next().map_or("", |(line, _)| line);
     if start_line.len() > limits.max_line_length {
         return Err(Error::LineTooLong {
@@ -147,13 +248,27 @@ impl HeaderState {
                 limit: limits.max_headers,
             });
         }
-        // The common case, a token directly followed by `:`, is found in one walk.
-        let token_end = line
-            .bytes()
-            .position(|b| !is_token_byte(b))
-            .unwrap_or(line.len());
-        let (name, value) = if token_end > 0 && line.as_bytes().get(token_end) == Some(&b':') {
-            (&line[..token_end], trim_lws(&line[token_end + 1..]))
+        // The common case, a token directly followed by `:`, is found in one walk over the
+        // bytes, and the value trimmed in place.
+        let b = line.as_bytes();
+        let mut token_end = 0;
+        while token_end < b.len() && is_token_byte(b[token_end]) {
+            token_end += 1;
+        }
+        let (name, value) = if token_end > 0 && b.get(token_end) == Some(&b':') {
+            let mut start = token_end + 1;
+            while matches!(b.get(start), Some(b' ' | b'\t')) {
+                start += 1;
+            }
+            let mut end = b.len();
+            while end > start && matches!(b.get(end - 1), Some(b' ' | b'\t')) {
+                end -= 1;
+            }
+            // SP, HTAB and `:` are ASCII: both cuts are on character boundaries.
+            (
+                line.get(..token_end).unwrap_or(""),
+                line.get(start..end).unwrap_or(""),
+            )
         } else {
             let colon = find_byte(line, b':').ok_or(Error::InvalidHeaderLine {
                 line: line_no,
@@ -440,7 +555,63 @@ fn check_version(version: &str) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::CrlfLines;
+    use super::{CrlfLines, LineEnds, RecordedLines};
+
+    #[test]
+    fn one_walk_finds_the_head_end_and_the_lines_a_search_and_a_split_find() {
+        let alphabet = [b'a', b'\r', b'\n'];
+        let mut found = 0;
+        for len in 0..=10u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let (mut bytes, mut k) = (Vec::new(), n);
+                for _ in 0..len {
+                    bytes.push(alphabet[k % alphabet.len()]);
+                    k /= alphabet.len();
+                }
+                let mut ends = LineEnds {
+                    ends: [0; LineEnds::CAPACITY],
+                    bare: 0,
+                    len: 0,
+                    overflow: false,
+                };
+                let ours = ends.split(&bytes);
+                let search = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+                assert_eq!(ours, search, "{bytes:?}");
+                let Some(head_end) = ours else { continue };
+                let Ok(text) = std::str::from_utf8(&bytes[..head_end]) else {
+                    continue;
+                };
+                let recorded: Vec<(&str, bool)> = RecordedLines {
+                    text,
+                    ends: &ends.ends[..ends.len],
+                    bare: ends.bare,
+                    start: 0,
+                    index: 0,
+                }
+                .collect();
+                let split: Vec<(&str, bool)> = CrlfLines { rest: Some(text) }.collect();
+                assert_eq!(recorded, split, "{bytes:?}");
+                assert!(!ends.overflow);
+                found += 1;
+            }
+        }
+        assert!(found > 1000, "{found}");
+    }
+
+    #[test]
+    fn a_head_of_more_lines_than_recorded_is_split_again() {
+        let mut bytes = b"OPTIONS sip:a@b SIP/2.0\r\n".to_vec();
+        for i in 0..100 {
+            bytes.extend_from_slice(format!("X-{i}: {i}\r\n").as_bytes());
+        }
+        bytes.extend_from_slice(b"\r\nbody");
+        let limits = super::Limits::default();
+        let (head, end) = super::parse_head_of(&bytes, &limits).unwrap().unwrap();
+        assert_eq!(&bytes[end..end + 4], b"\r\n\r\n");
+        let again = super::parse_head(&bytes[..end], &limits).unwrap();
+        assert_eq!(head.headers, again.headers);
+        assert_eq!(head.headers.len(), 100);
+    }
 
     #[test]
     fn canonical_token_lists_are_recognised_exactly() {

@@ -3,7 +3,8 @@
 
 use super::headers::{Header, HeaderName, HeaderValue, Headers};
 use super::text::{
-    find_byte, is_token, is_token_byte, parse_digits_u32, top_level_commas, trim_lws,
+    find_byte, is_token, is_token_byte, parse_digits_u32, split_once_byte, top_level_commas,
+    trim_lws,
 };
 use super::typed::{CSeq, Contact, MediaType, NameAddr, Reason, TokenList, Via};
 use super::uri::Uri;
@@ -315,17 +316,11 @@ impl HeaderState {
 }
 
 fn parse_content_length(value: &str) -> Result<usize, Error> {
-    let invalid = || Error::InvalidContentLength {
-        value: value.to_owned(),
-    };
-    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    let digits = value.trim_start_matches('0');
-    if digits.is_empty() {
-        return Ok(0);
-    }
-    digits.parse::<usize>().map_err(|_| invalid())
+    super::text::parse_digits(value)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| Error::InvalidContentLength {
+            value: value.to_owned(),
+        })
 }
 
 fn static_name(name: &HeaderName) -> &'static str {
@@ -520,10 +515,12 @@ fn parse_start_line(line: &str) -> Result<StartLine, Error> {
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version (exactly single spaces, §7.1)
-    let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let three_parts = || {
+        let (method, rest) = split_once_byte(line, b' ')?;
+        let (uri, version) = split_once_byte(rest, b' ')?;
+        (find_byte(version, b' ').is_none()).then_some((method, uri, version))
+    };
+    let Some((method, uri, version)) = three_parts() else {
         return Err(bad(
             "request line must have exactly three parts separated by single spaces",
         ));

@@ -249,21 +249,71 @@ pub(crate) fn printed(write: impl FnOnce(&mut Vec<u8>)) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// Parses a decimal `1*DIGIT` that may carry leading zeros (RFC 4475 §3.1.1.1).
+/// Parses a decimal `1*DIGIT` that may carry leading zeros (RFC 4475 §3.1.1.1); `None` if it
+/// is not one or does not fit.
 pub(crate) fn parse_digits_u32(s: &str) -> Option<u32> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    parse_digits(s).and_then(|n| u32::try_from(n).ok())
+}
+
+/// [`parse_digits_u32`] for any value up to `u64::MAX`.
+pub(crate) fn parse_digits(s: &str) -> Option<u64> {
+    if s.is_empty() {
         return None;
     }
-    let digits = s.trim_start_matches('0');
-    if digits.is_empty() {
-        return Some(0);
+    let mut n = 0u64;
+    for &b in s.as_bytes() {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(digit))?;
     }
-    digits.parse().ok()
+    Some(n)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::top_level_commas;
+    use super::{parse_digits, parse_digits_u32, top_level_commas};
+
+    #[test]
+    fn digits_parse_like_trimmed_std_parse() {
+        let reference = |s: &str| -> Option<u64> {
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let digits = s.trim_start_matches('0');
+            if digits.is_empty() {
+                Some(0)
+            } else {
+                digits.parse().ok()
+            }
+        };
+        for s in [
+            "",
+            "0",
+            "00",
+            "7",
+            "0070",
+            "+1",
+            "-1",
+            " 1",
+            "1 ",
+            "1a",
+            "4294967295",
+            "4294967296",
+            "18446744073709551615",
+            "18446744073709551616",
+            "000000000000000000000000000001",
+            "99999999999999999999",
+        ] {
+            assert_eq!(parse_digits(s), reference(s), "{s:?}");
+            assert_eq!(
+                parse_digits_u32(s),
+                reference(s).and_then(|n| u32::try_from(n).ok()),
+                "{s:?}"
+            );
+        }
+    }
 
     /// The splitter as first written: one byte at a time, collected.
     fn reference(s: &str) -> Vec<&str> {

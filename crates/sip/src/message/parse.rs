@@ -249,14 +249,21 @@ impl HeaderState {
                 limit: limits.max_headers,
             });
         }
-        // The common case, a token directly followed by `:`, is found in one walk over the
-        // bytes, and the value trimmed in place.
         let b = line.as_bytes();
-        let mut token_end = 0;
-        while token_end < b.len() && is_token_byte(b[token_end]) {
-            token_end += 1;
-        }
-        let (name, value) = if token_end > 0 && b.get(token_end) == Some(&b':') {
+        // A known name written canonically and directly followed by `:` is recognised by its
+        // first letter and one fixed-length compare.
+        let (name, token_end) = match canonical_name(b) {
+            Some((name, len)) => (Some(name), len),
+            None => {
+                // Else a token directly followed by `:` is found in one walk over the bytes.
+                let mut token_end = 0;
+                while token_end < b.len() && is_token_byte(b[token_end]) {
+                    token_end += 1;
+                }
+                (None, token_end)
+            }
+        };
+        let (name_text, value) = if token_end > 0 && b.get(token_end) == Some(&b':') {
             let mut start = token_end + 1;
             while matches!(b.get(start), Some(b' ' | b'\t')) {
                 start += 1;
@@ -285,15 +292,20 @@ impl HeaderState {
             }
             (name, trim_lws(&line[colon + 1..]))
         };
-        if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
-            // RFC 4475 §3.3.9: never choose among several values.
-            if self.content_length.is_some() {
-                return Err(Error::ConflictingContentLength);
+        let name = match name {
+            Some(name) => name,
+            None if name_text.eq_ignore_ascii_case("Content-Length")
+                || name_text.eq_ignore_ascii_case("l") =>
+            {
+                // RFC 4475 §3.3.9: never choose among several values.
+                if self.content_length.is_some() {
+                    return Err(Error::ConflictingContentLength);
+                }
+                self.content_length = Some(parse_content_length(value)?);
+                return Ok(());
             }
-            self.content_length = Some(parse_content_length(value)?);
-            return Ok(());
-        }
-        let name = HeaderName::from_wire(name);
+            None => HeaderName::from_wire(name_text),
+        };
         let single_bit = match name {
             HeaderName::From => 1,
             HeaderName::To => 2,
@@ -312,6 +324,43 @@ impl HeaderState {
             self.seen_single |= single_bit;
         }
         parse_header_value(name, value, &mut self.headers.0)
+    }
+}
+
+/// The header name `line` starts with, and its length, when it is a known name spelled
+/// canonically and directly followed by `:` (what [`HeaderName::from_wire`] gives for it).
+fn canonical_name(line: &[u8]) -> Option<(HeaderName, usize)> {
+    // Each arm compares a fixed number of bytes, `:` included, so that no compare runs past
+    // the name.
+    let known = |spelling: &'static [u8], name: HeaderName| {
+        line.starts_with(spelling)
+            .then_some((name, spelling.len() - 1))
+    };
+    match *line.first()? {
+        b'V' => known(b"Via:", HeaderName::Via),
+        b'F' => known(b"From:", HeaderName::From),
+        b'T' => known(b"To:", HeaderName::To),
+        b'C' => match line.get(1..3)? {
+            b"al" => known(b"Call-ID:", HeaderName::CallId),
+            b"Se" => known(b"CSeq:", HeaderName::CSeq),
+            b"on" => known(b"Contact:", HeaderName::Contact)
+                .or_else(|| known(b"Content-Type:", HeaderName::ContentType)),
+            _ => None,
+        },
+        b'M' => known(b"Max-Forwards:", HeaderName::MaxForwards),
+        b'R' => match line.get(1..3)? {
+            b"ou" => known(b"Route:", HeaderName::Route),
+            b"ec" => known(b"Record-Route:", HeaderName::RecordRoute),
+            b"eq" => known(b"Require:", HeaderName::Require),
+            b"ea" => known(b"Reason:", HeaderName::Reason),
+            _ => None,
+        },
+        b'A' => known(b"Allow:", HeaderName::Allow),
+        b'S' => known(b"Supported:", HeaderName::Supported)
+            .or_else(|| known(b"Subject:", HeaderName::Subject)),
+        b'U' => known(b"User-Agent:", HeaderName::UserAgent),
+        b'P' => known(b"P-Asserted-Identity:", HeaderName::PAssertedIdentity),
+        _ => None,
     }
 }
 
@@ -608,6 +657,60 @@ mod tests {
         let again = super::parse_head(&bytes[..end], &limits).unwrap();
         assert_eq!(head.headers, again.headers);
         assert_eq!(head.headers.len(), 100);
+    }
+
+    #[test]
+    fn canonical_names_are_what_the_wire_names_resolve_to() {
+        use super::{HeaderName, canonical_name};
+        let mut known = 0;
+        for name in [
+            "Via",
+            "From",
+            "To",
+            "Call-ID",
+            "CSeq",
+            "Contact",
+            "Content-Type",
+            "Max-Forwards",
+            "Route",
+            "Record-Route",
+            "Require",
+            "Reason",
+            "Allow",
+            "Supported",
+            "Subject",
+            "User-Agent",
+            "P-Asserted-Identity",
+            "Content-Length",
+            "Session-Expires",
+            "Cseq",
+            "VIA",
+            "X-Via",
+            "C",
+            "Co",
+            "Call",
+            "Contact-X",
+            "P-Asserted",
+            "Subj",
+        ] {
+            let line = format!("{name}: x");
+            let wire = HeaderName::from_wire(name);
+            match canonical_name(line.as_bytes()) {
+                Some((ours, len)) => {
+                    assert_eq!((&ours, len), (&wire, name.len()), "{name}");
+                    assert!(!matches!(wire, HeaderName::Other(_)));
+                    known += 1;
+                }
+                None => assert!(
+                    matches!(wire, HeaderName::Other(_)) || wire.as_str() != name,
+                    "{name}"
+                ),
+            }
+            // Without the colon right after the name, nothing is recognised.
+            assert_eq!(canonical_name(format!("{name} : x").as_bytes()), None);
+            assert_eq!(canonical_name(name.as_bytes()), None);
+        }
+        assert_eq!(known, 17);
     }
 
     #[test]

@@ -114,10 +114,7 @@ impl Via {
         if transport.is_empty() {
             return Err(bad("missing transport"));
         }
-        let sent_by_end = rest
-            .bytes()
-            .position(|b| b == b';' || b == b' ' || b == b'\t')
-            .unwrap_or(rest.len());
+        let sent_by_end = memchr::memchr3(b';', b' ', b'\t', rest.as_bytes()).unwrap_or(rest.len());
         let (host, port) = parse_hostport(&rest[..sent_by_end])
             .map_err(|_| bad("invalid sent-by host or port"))?;
         let params = parse_params(&rest[sent_by_end..], "Via")?;
@@ -206,7 +203,7 @@ impl NameAddr {
             (None, s)
         };
         let (uri_str, params_str) = if let Some(inner) = after_display.strip_prefix('<') {
-            let gt = find_byte(inner, b'>').ok_or(bad("missing `>`"))?;
+            let gt = memchr::memchr(b'>', inner.as_bytes()).ok_or(bad("missing `>`"))?;
             (&inner[..gt], &inner[gt + 1..])
         } else {
             // addr-spec: parameters after the URI are header parameters (RFC 3261 §20.10),
@@ -315,6 +312,10 @@ impl MediaType {
             reason,
         };
         let s = trim_lws(s);
+        // The type of nearly every body this gateway sees, written as the printer writes it.
+        if s == "application/sdp" {
+            return Ok(MediaType::sdp());
+        }
         let slash = find_byte(s, b'/').ok_or(bad("expected type/subtype"))?;
         let ty = trim_lws(&s[..slash]);
         let rest = trim_lws(&s[slash + 1..]);

@@ -46,6 +46,12 @@ impl Host {
         if s.is_empty() {
             return Err(bad("empty host"));
         }
+        // An address (the usual Via sent-by) is read in one walk; what is not one is classified.
+        if s.as_bytes().first().is_some_and(u8::is_ascii_digit)
+            && let Some(a) = parse_ipv4(s)
+        {
+            return Ok(Host::V4(a));
+        }
         // One pass: every byte a host character, and whether all are digits or dots (the
         // classes OR together: 1 digit or dot, 2 letter or `-`, 4 anything else).
         let seen = s

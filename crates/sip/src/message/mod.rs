@@ -104,6 +104,30 @@ impl Method {
     }
 }
 
+impl Method {
+    /// Writes the method token; the well-known ones as fixed-length copies (a few stores
+    /// rather than a call).
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Method::Invite => out.extend_from_slice(b"INVITE"),
+            Method::Ack => out.extend_from_slice(b"ACK"),
+            Method::Bye => out.extend_from_slice(b"BYE"),
+            Method::Cancel => out.extend_from_slice(b"CANCEL"),
+            Method::Options => out.extend_from_slice(b"OPTIONS"),
+            Method::Register => out.extend_from_slice(b"REGISTER"),
+            Method::Info => out.extend_from_slice(b"INFO"),
+            Method::Update => out.extend_from_slice(b"UPDATE"),
+            Method::Prack => out.extend_from_slice(b"PRACK"),
+            Method::Subscribe => out.extend_from_slice(b"SUBSCRIBE"),
+            Method::Notify => out.extend_from_slice(b"NOTIFY"),
+            Method::Refer => out.extend_from_slice(b"REFER"),
+            Method::Message => out.extend_from_slice(b"MESSAGE"),
+            Method::Publish => out.extend_from_slice(b"PUBLISH"),
+            Method::Other(s) => out.extend_from_slice(s.as_bytes()),
+        }
+    }
+}
+
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -318,5 +342,37 @@ impl Message {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Method;
+
+    #[test]
+    fn methods_write_their_token() {
+        for token in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "OPTIONS",
+            "REGISTER",
+            "INFO",
+            "UPDATE",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+            "X-OTHER",
+        ] {
+            let method = Method::parse(token).expect("a token");
+            let mut out = Vec::new();
+            method.write(&mut out);
+            assert_eq!(out, token.as_bytes());
+            assert_eq!(method.as_str(), token);
+        }
     }
 }

@@ -294,7 +294,8 @@ impl HeaderState {
         };
         let name = match name {
             Some(name) => name,
-            None if name_text.eq_ignore_ascii_case("Content-Length")
+            None if name_text == "Content-Length"
+                || name_text.eq_ignore_ascii_case("Content-Length")
                 || name_text.eq_ignore_ascii_case("l") =>
             {
                 // RFC 4475 §3.3.9: never choose among several values.
@@ -582,7 +583,7 @@ fn parse_start_line(line: &str) -> Result<StartLine, Error> {
 
 fn check_version(version: &str) -> Result<(), Error> {
     // RFC 3261 §7.1: the version string is case-insensitive.
-    if version.eq_ignore_ascii_case("SIP/2.0") {
+    if version == "SIP/2.0" || version.eq_ignore_ascii_case("SIP/2.0") {
         Ok(())
     } else if version
         .as_bytes()

@@ -22,7 +22,7 @@ impl Message {
     pub fn write_head(&self, out: &mut Vec<u8>) {
         match &self.start {
             StartLine::Request { method, uri } => {
-                out.extend_from_slice(method.as_str().as_bytes());
+                method.write(out);
                 out.push(b' ');
                 uri.write(out);
                 out.extend_from_slice(b" SIP/2.0\r\n");
@@ -46,39 +46,37 @@ impl Message {
 }
 
 fn write_header(out: &mut Vec<u8>, h: &Header) {
-    match name_colon(&h.name) {
-        Some(prefix) => out.extend_from_slice(prefix),
-        None => {
-            out.extend_from_slice(h.name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-        }
-    }
+    write_name_colon(out, &h.name);
     write_value(out, &h.value);
     out.extend_from_slice(b"\r\n");
 }
 
-/// `Name: ` for the known names, copied in one piece.
-fn name_colon(name: &HeaderName) -> Option<&'static [u8]> {
-    Some(match name {
-        HeaderName::Via => b"Via: ",
-        HeaderName::From => b"From: ",
-        HeaderName::To => b"To: ",
-        HeaderName::CallId => b"Call-ID: ",
-        HeaderName::CSeq => b"CSeq: ",
-        HeaderName::Contact => b"Contact: ",
-        HeaderName::MaxForwards => b"Max-Forwards: ",
-        HeaderName::Route => b"Route: ",
-        HeaderName::RecordRoute => b"Record-Route: ",
-        HeaderName::ContentType => b"Content-Type: ",
-        HeaderName::Allow => b"Allow: ",
-        HeaderName::Supported => b"Supported: ",
-        HeaderName::Require => b"Require: ",
-        HeaderName::Reason => b"Reason: ",
-        HeaderName::PAssertedIdentity => b"P-Asserted-Identity: ",
-        HeaderName::UserAgent => b"User-Agent: ",
-        HeaderName::Subject => b"Subject: ",
-        HeaderName::Other(_) => return None,
-    })
+/// `Name: `. Each known name is a copy of a fixed length, which compiles to a few stores
+/// rather than a call.
+fn write_name_colon(out: &mut Vec<u8>, name: &HeaderName) {
+    match name {
+        HeaderName::Via => out.extend_from_slice(b"Via: "),
+        HeaderName::From => out.extend_from_slice(b"From: "),
+        HeaderName::To => out.extend_from_slice(b"To: "),
+        HeaderName::CallId => out.extend_from_slice(b"Call-ID: "),
+        HeaderName::CSeq => out.extend_from_slice(b"CSeq: "),
+        HeaderName::Contact => out.extend_from_slice(b"Contact: "),
+        HeaderName::MaxForwards => out.extend_from_slice(b"Max-Forwards: "),
+        HeaderName::Route => out.extend_from_slice(b"Route: "),
+        HeaderName::RecordRoute => out.extend_from_slice(b"Record-Route: "),
+        HeaderName::ContentType => out.extend_from_slice(b"Content-Type: "),
+        HeaderName::Allow => out.extend_from_slice(b"Allow: "),
+        HeaderName::Supported => out.extend_from_slice(b"Supported: "),
+        HeaderName::Require => out.extend_from_slice(b"Require: "),
+        HeaderName::Reason => out.extend_from_slice(b"Reason: "),
+        HeaderName::PAssertedIdentity => out.extend_from_slice(b"P-Asserted-Identity: "),
+        HeaderName::UserAgent => out.extend_from_slice(b"User-Agent: "),
+        HeaderName::Subject => out.extend_from_slice(b"Subject: "),
+        HeaderName::Other(name) => {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+        }
+    }
 }
 
 pub(crate) fn write_value(out: &mut Vec<u8>, value: &HeaderValue) {

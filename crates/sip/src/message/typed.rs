@@ -126,8 +126,16 @@ impl Via {
         })
     }
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"SIP/2.0/");
-        out.extend_from_slice(self.transport.as_bytes());
+        // The usual transports as fixed-length copies (a few stores rather than a call).
+        match self.transport.as_ref() {
+            "UDP" => out.extend_from_slice(b"SIP/2.0/UDP"),
+            "TCP" => out.extend_from_slice(b"SIP/2.0/TCP"),
+            "TLS" => out.extend_from_slice(b"SIP/2.0/TLS"),
+            other => {
+                out.extend_from_slice(b"SIP/2.0/");
+                out.extend_from_slice(other.as_bytes());
+            }
+        }
         out.push(b' ');
         write_host(out, &self.host);
         if let Some(p) = self.port {
@@ -277,7 +285,7 @@ impl CSeq {
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         push_u32(out, self.seq);
         out.push(b' ');
-        out.extend_from_slice(self.method.as_str().as_bytes());
+        self.method.write(out);
     }
 }
 

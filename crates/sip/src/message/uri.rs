@@ -310,10 +310,11 @@ impl Uri {
         match self {
             Uri::Other(s) => out.extend_from_slice(s.as_bytes()),
             Uri::Sip(u) => {
-                out.extend_from_slice(match u.scheme {
-                    Scheme::Sip => b"sip:",
-                    Scheme::Sips => b"sips:",
-                });
+                // One fixed-length copy per arm: a few stores rather than a call.
+                match u.scheme {
+                    Scheme::Sip => out.extend_from_slice(b"sip:"),
+                    Scheme::Sips => out.extend_from_slice(b"sips:"),
+                }
                 if let Some(user) = &u.user {
                     out.extend_from_slice(user.as_bytes());
                     if let Some(pw) = &u.password {

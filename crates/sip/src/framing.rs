@@ -21,7 +21,8 @@ pub fn parse_datagram(bytes: &[u8], limits: &Limits) -> Result<Message, Error> {
     // RFC 3261 §7.5: CRLFs before the start line are ignored.
     let skip = leading_crlf_len(bytes);
     let bytes = &bytes[skip..];
-    let (head, head_end) = parse_head_of(bytes, limits).ok_or(Error::Incomplete)??;
+    let head = parse_head_of(bytes, limits)?;
+    let head_end = head.end;
     let available = bytes.len() - (head_end + 4);
     let body_len = match head.content_length {
         None => available,

@@ -37,33 +37,33 @@ pub(crate) struct Head {
     pub start: StartLine,
     pub headers: Headers,
     pub content_length: Option<usize>,
+    /// Where the section ends: its length, and the index of the `\r\n\r\n` after it.
+    pub end: usize,
 }
 
 /// Parses the header section `head` (everything before the empty line, without it).
 pub(crate) fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, Error> {
     let text = std::str::from_utf8(head).map_err(|_| Error::NotUtf8)?;
-    parse_lines(CrlfLines { rest: Some(text) }, limits)
+    parse_lines(CrlfLines { rest: Some(text) }, head.len(), limits)
 }
 
-/// Finds the end of the header section of `bytes` (the `\r\n\r\n`, as an index) and parses
-/// the section, splitting it into lines in the same walk that finds its end. The result is
-/// what searching for the end and then [`parse_head`] give; `None` if there is no end.
-pub(crate) fn parse_head_of(bytes: &[u8], limits: &Limits) -> Option<Result<(Head, usize), Error>> {
+/// Finds the end of the header section of `bytes` and parses the section, splitting it into
+/// lines in the same walk that finds its end. The result is what searching for the end (the
+/// `\r\n\r\n`, whose index is returned as `Head::end`) and then [`parse_head`] give:
+/// [`Error::Incomplete`] if there is no end.
+pub(crate) fn parse_head_of(bytes: &[u8], limits: &Limits) -> Result<Head, Error> {
     let mut ends = LineEnds {
         ends: [0; LineEnds::CAPACITY],
         bare: 0,
         len: 0,
         overflow: false,
     };
-    let head_end = ends.split(bytes)?;
-    let head = bytes.get(..head_end)?;
+    let end = ends.split(bytes).ok_or(Error::Incomplete)?;
+    let head = bytes.get(..end).ok_or(Error::Incomplete)?;
     if ends.overflow {
-        return Some(parse_head(head, limits).map(|h| (h, head_end)));
+        return parse_head(head, limits);
     }
-    let text = match std::str::from_utf8(head) {
-        Ok(text) => text,
-        Err(_) => return Some(Err(Error::NotUtf8)),
-    };
+    let text = std::str::from_utf8(head).map_err(|_| Error::NotUtf8)?;
     let lines = RecordedLines {
         text,
         ends: ends.ends.get(..ends.len).unwrap_or(&[]),
@@ -71,7 +71,7 @@ pub(crate) fn parse_head_of(bytes: &[u8], limits: &Limits) -> Option<Result<(Hea
         start: 0,
         index: 0,
     };
-    Some(parse_lines(lines, limits).map(|h| (h, head_end)))
+    parse_lines(lines, end, limits)
 }
 
 /// Where the lines of a header section end (the index of each line's CRLF) and which of
@@ -142,6 +142,7 @@ impl<'a> Iterator for RecordedLines<'a> {
 /// Parses the start line and header lines of a header section.
 fn parse_lines<'a>(
     mut lines: impl Iterator<Item = (&'a str, bool)>,
+    end: usize,
     limits: &Limits,
 ) -> Result<Head, Error> {
     let start_line = lines.next().map_or("", |(line, _)| line);
@@ -204,6 +205,7 @@ fn parse_lines<'a>(
         start,
         headers: state.headers,
         content_length: state.content_length,
+        end,
     })
 }
 
@@ -653,7 +655,8 @@ mod tests {
         }
         bytes.extend_from_slice(b"\r\nbody");
         let limits = super::Limits::default();
-        let (head, end) = super::parse_head_of(&bytes, &limits).unwrap().unwrap();
+        let head = super::parse_head_of(&bytes, &limits).unwrap();
+        let end = head.end;
         assert_eq!(&bytes[end..end + 4], b"\r\n\r\n");
         let again = super::parse_head(&bytes[..end], &limits).unwrap();
         assert_eq!(head.headers, again.headers);

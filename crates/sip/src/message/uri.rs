@@ -355,8 +355,9 @@ pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
     match host {
         Host::Domain(d) => out.extend_from_slice(d.as_bytes()),
         Host::V4(a) => {
-            // Built on the stack from a table of the 256 octets and copied once.
-            let mut buf = [0u8; 20];
+            // Built on the stack from a table of the 256 octets, copied whole (a fixed-length
+            // copy is a few stores, not a call) and cut to its length.
+            let mut buf = [0u8; 16];
             let mut len = 0;
             for (i, o) in a.octets().into_iter().enumerate() {
                 if i > 0 {
@@ -367,7 +368,9 @@ pub(crate) fn write_host(out: &mut Vec<u8>, host: &Host) {
                 buf[len..len + 3].copy_from_slice(&[d0, d1, d2]);
                 len += usize::from(n);
             }
-            out.extend_from_slice(&buf[..len]);
+            let at = out.len();
+            out.extend_from_slice(&buf);
+            out.truncate(at + len);
         }
         Host::V6(a) => {
             out.push(b'[');

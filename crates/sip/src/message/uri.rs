@@ -32,6 +32,7 @@ impl Host {
     }
     /// Parses a host (no port). IPv6 must be bracketed; `std::net::Ipv6Addr` validates the
     /// inside, which rejects RFC 5118 §4.10's three-colon form.
+    #[inline]
     pub fn parse(s: &str) -> Result<Host, Error> {
         let bad = |reason| Error::InvalidUri { reason };
         if let Some(inner) = s.strip_prefix('[') {
@@ -109,6 +110,7 @@ impl fmt::Display for Host {
 }
 
 /// Parses `host [":" port]` where host may be an IPv6 reference.
+#[inline]
 pub(crate) fn parse_hostport(s: &str) -> Result<(Host, Option<u16>), Error> {
     let bad = |reason| Error::InvalidUri { reason };
     let (host_str, port_str) = if s.starts_with('[') {

@@ -111,9 +111,15 @@ pub struct MediaConfig {
     /// run on).
     pub threads: usize,
     /// Microseconds a busy media thread lets packets gather between two waits (0: none). A
-    /// thread that was idle wakes at once; under load each wake-up then serves a batch, which
-    /// saves a wait and a context switch per packet at the price of at most this added delay.
+    /// thread that found at most one packet ready wakes at once for the next; under load each
+    /// wake-up then serves a batch, which saves a wait and a context switch per packet at the
+    /// price of at most this added delay (200 µs took a quarter of the CPU off the relay at
+    /// 1000 streams, docs/PERFORMANCE.md).
     pub coalesce_us: u64,
+    /// `SCHED_FIFO` priority of the media threads, 1–99 (0: the normal scheduler). Where the
+    /// process may not use real-time scheduling the threads run normally and the gateway says
+    /// so at start.
+    pub realtime_priority: u8,
 }
 
 impl Default for MediaConfig {
@@ -125,7 +131,8 @@ impl Default for MediaConfig {
             port_max: 20999,
             inactivity_timeout_secs: 60,
             threads: 0,
-            coalesce_us: 0,
+            coalesce_us: 200,
+            realtime_priority: 0,
         }
     }
 }
@@ -331,6 +338,16 @@ impl Config {
                 format!(
                     "{} µs would delay audio noticeably; use 0 to 5000 (a few hundred is typical)",
                     self.media.coalesce_us
+                ),
+            );
+        }
+        if self.media.realtime_priority > 99 {
+            return bad(
+                "media.realtime_priority",
+                format!(
+                    "{} is not a SCHED_FIFO priority; use 1 to 99 (10 is plenty: above every \
+                     normal thread), or 0 for the normal scheduler",
+                    self.media.realtime_priority
                 ),
             );
         }

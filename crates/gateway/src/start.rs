@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use crate::config::{CallerIdentity, Config};
 use crate::error::GatewayError;
 use crate::escrow::{EpochCache, EscrowApi, OutboxDelivery};
-use crate::media_engine::MediaEngine;
+use crate::media_engine::{EngineOptions, MediaEngine};
 use crate::metrics::Metrics;
 use crate::outbox::{OUTBOX_LAST_TRY, Outbox};
 use crate::ports::PortPool;
@@ -167,8 +167,11 @@ pub async fn start(
     drop(pepper);
 
     let media = Arc::new(MediaEngine::start(
-        config.media.threads,
-        Duration::from_micros(config.media.coalesce_us),
+        &EngineOptions {
+            threads: config.media.threads,
+            coalesce: Duration::from_micros(config.media.coalesce_us),
+            realtime_priority: config.media.realtime_priority,
+        },
         metrics.clone(),
     )?);
     let res = Resources {

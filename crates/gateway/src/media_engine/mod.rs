@@ -28,6 +28,7 @@ use crate::recorder::Recorder;
 
 mod closer;
 mod deadlines;
+mod priority;
 mod worker;
 
 pub use callseal_media::Leg;
@@ -110,19 +111,46 @@ pub struct MediaHandle {
     inbox: Arc<worker::Inbox>,
 }
 
+/// How the media threads run (`[media]` in the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Media threads (0: one per core this process may run on).
+    pub threads: usize,
+    /// How long a busy thread lets packets gather between two waits (`coalesce_us`).
+    pub coalesce: std::time::Duration,
+    /// `SCHED_FIFO` priority of the media threads (0: the normal scheduler).
+    pub realtime_priority: u8,
+}
+
+/// Media thread `index` asks for real-time scheduling; the first thread says how it went (the
+/// others fare the same).
+fn enter_realtime(index: usize, priority: u8) {
+    match priority::enter_realtime(priority) {
+        Ok(()) if index == 0 => {
+            tracing::info!("media threads run at real-time priority {priority} (SCHED_FIFO)");
+        }
+        Err(e) if index == 0 => tracing::warn!(
+            "media threads run at normal priority: real-time priority {priority} was refused \
+             ({e}); {}",
+            priority::refusal_hint(&e)
+        ),
+        _ => {}
+    }
+}
+
 /// The call's media has already ended (or its worker is gone).
 #[derive(Debug, thiserror::Error)]
 #[error("the call's media has ended")]
 pub struct MediaGone;
 
 impl MediaEngine {
-    /// Starts `threads` media threads (0: one per core this process may run on). A busy thread
-    /// lets packets gather for up to `coalesce` between two waits (see `[media] coalesce_us`).
-    pub fn start(
-        threads: usize,
-        coalesce: std::time::Duration,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, GatewayError> {
+    /// Starts the media threads `options` asks for.
+    pub fn start(options: &EngineOptions, metrics: Arc<Metrics>) -> Result<Self, GatewayError> {
+        let EngineOptions {
+            threads,
+            coalesce,
+            realtime_priority,
+        } = *options;
         let threads = match threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -139,7 +167,12 @@ impl MediaEngine {
                 })?;
             let handle = std::thread::Builder::new()
                 .name(format!("media-{i}"))
-                .spawn(move || worker.run())
+                .spawn(move || {
+                    if realtime_priority > 0 {
+                        enter_realtime(i, realtime_priority);
+                    }
+                    worker.run();
+                })
                 .map_err(|e| {
                     GatewayError::TaskFailed(format!("cannot start media thread {i}: {e}"))
                 })?;
@@ -251,6 +284,14 @@ mod tests {
     use callseal_media::{Codec, PayloadMap, Prompt};
     use std::time::Duration;
 
+    fn options(threads: usize, coalesce_us: u64) -> EngineOptions {
+        EngineOptions {
+            threads,
+            coalesce: Duration::from_micros(coalesce_us),
+            realtime_priority: 0,
+        }
+    }
+
     fn rtp(seq: u16, pt: u8, payload: &[u8]) -> Vec<u8> {
         let mut p = vec![0x80, pt];
         p.extend_from_slice(&seq.to_be_bytes());
@@ -326,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn bridged_audio_is_relayed_and_digits_are_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_100, 43_111);
-        let engine = MediaEngine::start(1, Duration::ZERO, Arc::new(Metrics::default())).unwrap();
+        let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();
         let (caller, pbx) = (peer(), peer());
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let (cmd, a_local, b_local) = bridged_call(
@@ -380,7 +421,7 @@ mod tests {
     async fn one_thread_carries_many_calls_each_to_its_own_peer() {
         const CALLS: usize = 40;
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_200, 43_200 + 5 * CALLS as u16);
-        let engine = MediaEngine::start(1, Duration::ZERO, Arc::new(Metrics::default())).unwrap();
+        let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let mut calls = Vec::new();
         for i in 0..CALLS {
@@ -437,7 +478,7 @@ mod tests {
     #[tokio::test]
     async fn a_prompt_is_paced_at_20_ms_and_its_end_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_400, 43_411);
-        let engine = MediaEngine::start(1, Duration::ZERO, Arc::new(Metrics::default())).unwrap();
+        let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();
         let (caller, pbx) = (peer(), peer());
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let (cmd, _, _) = bridged_call(
@@ -478,9 +519,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_the_calls_still_held() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_500, 43_511);
-        let engine =
-            MediaEngine::start(2, Duration::from_micros(300), Arc::new(Metrics::default()))
-                .unwrap();
+        let engine = MediaEngine::start(&options(2, 300), Arc::new(Metrics::default())).unwrap();
         assert_eq!(engine.threads(), 2);
         let (rep_tx, mut rep_rx) = mpsc::unbounded_channel();
         let (a, b) = (peer(), peer());

@@ -33,6 +33,9 @@ const SEAL_CHECK: Duration = Duration::from_millis(250);
 const IDLE: Duration = Duration::from_secs(60);
 /// Readiness events taken per wait.
 const EVENTS: usize = 512;
+/// Readiness events in one turn from which the thread counts as busy and lets packets
+/// gather before its next wait (`[media] coalesce_us`).
+const BUSY_EVENTS: usize = 2;
 /// The epoll token of the command eventfd; call sockets use `call << 2 | socket`.
 const WAKE: u64 = u64::MAX;
 
@@ -206,7 +209,9 @@ impl Worker {
             }
             let now = Instant::now();
             woke = now;
-            busy = !events.is_empty();
+            // Worth gathering for only when packets already come faster than one per wake-up:
+            // a lightly loaded thread wakes at once for every packet and never sleeps extra.
+            busy = events.len() >= BUSY_EVENTS;
             // The eventfd is reset before the queue is taken: a command queued after the take
             // finds the queue empty and wakes the thread again.
             if events.iter().any(|ev| ev.data.u64() == WAKE)

@@ -57,6 +57,18 @@ impl Gateway {
         {
             tracing::error!("the signalling loop did not stop in time");
         }
+        // The ends of the calls just hung up are queued: make them durable before the
+        // process may exit.
+        let outbox = self.outbox.clone();
+        let flushed = tokio::task::spawn_blocking(move || outbox.flush(Duration::from_secs(10)))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            tracing::error!(
+                "escrow outbox: the last items were not made durable within 10 s; they are \
+                 written and will be delivered, but a power loss now could lose them"
+            );
+        }
         let _ = self.stop.send(true);
         for h in self.helpers {
             let _ = tokio::time::timeout(OUTBOX_LAST_TRY + Duration::from_secs(2), h).await;

@@ -83,6 +83,7 @@ impl Transports {
                     addr,
                     source,
                 })?;
+            enlarge_receive_buffer(&sock, addr);
             let sock = Arc::new(sock);
             let local = sock.local_addr().unwrap_or(addr);
             tokio::spawn(udp_reader(sock.clone(), local, this.inbound.clone()));
@@ -254,6 +255,27 @@ impl Transports {
         if let Some(tx) = tx {
             let _ = tx.send(bytes).await;
             // Dropping the last sender ends the writer task, which shuts the socket down.
+        }
+    }
+}
+
+/// Receive buffer asked for on SIP UDP sockets: room for a burst of a few thousand requests
+/// (every caller hanging up at once, a PBX failing over) while the loop catches up. The
+/// kernel's default (~200 KiB) holds ~150 small datagrams and drops the rest; they come back
+/// only with the senders' retransmissions, seconds later. Linux caps it at `net.core.rmem_max`.
+const SIP_UDP_RCVBUF: usize = 4 << 20;
+
+fn enlarge_receive_buffer(sock: &UdpSocket, addr: SocketAddr) {
+    use rustix::net::sockopt;
+    if let Err(e) = sockopt::set_socket_recv_buffer_size(sock, SIP_UDP_RCVBUF) {
+        tracing::warn!(%addr, "SIP (UDP): cannot enlarge the receive buffer ({e}); bursts of requests may be dropped until retransmitted");
+        return;
+    }
+    // Linux reports twice what was set (the other half is its bookkeeping).
+    if let Ok(got) = sockopt::socket_recv_buffer_size(sock).map(|b| b / 2) {
+        tracing::debug!(%addr, bytes = got, "SIP (UDP) receive buffer");
+        if got < SIP_UDP_RCVBUF {
+            tracing::info!(%addr, bytes = got, wanted = SIP_UDP_RCVBUF, "SIP (UDP): the receive buffer is capped by net.core.rmem_max; raise it for large bursts of requests");
         }
     }
 }

@@ -88,7 +88,10 @@ pub struct Opts {
     /// Arguments that start the gateway. {config} is the configuration the harness
     /// writes per run (SIP address, PBX stand-in, RTP ports, recording folder);
     /// {data}, {sip} and {pbx} are filled in too.
-    #[arg(long, default_value = "--data {data} serve --config {config}")]
+    #[arg(
+        long,
+        default_value = "--data {data} serve --config {config} --escrow-listen 127.0.0.1:0"
+    )]
     pub callseal_args: String,
 
     /// Arguments run once before the gateway starts, to create its data folder

@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -101,8 +102,18 @@ fn serve_takes_a_real_call_records_it_and_the_operators_walk_through_it() {
         if !log.contains("gateway ready") {
             return None;
         }
-        let token = log.split_whitespace().find(|w| w.starts_with("cs1_"))?;
-        Some(token.to_owned())
+        // Output that is not a terminal never carries the token: it is left in a 0600 file.
+        assert!(
+            !log.contains("cs1_"),
+            "admin token printed into a log:\n{log}"
+        );
+        let file = data.join("admin.token");
+        assert!(log.contains(&file.display().to_string()), "{log}");
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        Some(std::fs::read_to_string(&file).unwrap().trim().to_owned())
     });
     assert!(
         serve.log().contains("DEMO MODE"),

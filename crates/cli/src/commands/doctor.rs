@@ -232,7 +232,7 @@ pub fn check_core_dumps(enabled_in_environment: bool, out: &mut Vec<Finding>) {
 /// Clock synchronisation, from timedatectl where systemd is present, else chrony.
 pub fn check_clock(out: &mut Vec<Finding>) {
     const CHECK: &str = "clock";
-    let fix = "enable NTP: `timedatectl set-ntp true` or install chrony; shredding waits while the clock is untrusted";
+    let fix = "enable NTP: `timedatectl set-ntp true` or install chrony; a drifting clock shreds early or late, and a forward jump of more than 5 minutes suspends shredding until an admin confirms the clock";
     if let Ok(o) = Command::new("timedatectl")
         .args(["show", "--property=NTPSynchronized", "--value"])
         .output()

@@ -93,70 +93,67 @@ pub async fn serve(ctx: &Ctx, a: &ServeArgs, with_escrow: bool) -> Result<(), Cl
     } else {
         None
     };
-    let (api, identity, escrow_server) = if with_escrow
-        && config.escrow.mode == EscrowMode::InProcess
-    {
-        let clock: Arc<dyn callseal_escrow::Clock> = match &a.test_clock.test_clock_file {
-            Some(f) => Arc::new(callseal_escrow::TestFileClock::new(f).map_err(esc_err)?),
-            None => Arc::new(callseal_escrow::SystemClock),
+    let (api, identity, escrow_server) =
+        if with_escrow && config.escrow.mode == EscrowMode::InProcess {
+            let clock: Arc<dyn callseal_escrow::Clock> = match &a.test_clock.test_clock_file {
+                Some(f) => Arc::new(callseal_escrow::TestFileClock::new(f).map_err(esc_err)?),
+                None => Arc::new(callseal_escrow::SystemClock),
+            };
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| CliError::Component {
+                component: "gateway",
+                reason: format!("cannot create {}: {e}", config.data_dir.display()),
+            })?;
+            let dir = callseal_escrow::DataDir::new(&config.data_dir);
+            let listen = match &a.escrow_listen {
+                Some(addr) => addr.parse::<SocketAddr>().map_err(|_| CliError::Usage {
+                    message: format!(
+                        "--escrow-listen {addr} is not an IP:PORT address, e.g. 127.0.0.1:7443"
+                    ),
+                })?,
+                None => dir
+                    .url()
+                    .and_then(|u| {
+                        u.trim()
+                            .trim_start_matches("https://")
+                            .trim_end_matches('/')
+                            .parse::<SocketAddr>()
+                            .ok()
+                    })
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
+            };
+            // Tell "address in use" apart from the server's other failures, before anything is
+            // created.
+            if let Err(e) = std::net::TcpListener::bind(listen) {
+                return Err(CliError::Listen {
+                    what: format!("cannot listen for the escrow API on {listen}"),
+                    reason: e.to_string(),
+                });
+            }
+            let local =
+                callseal_gateway::escrow::in_process(&config.data_dir, clock).map_err(gw_err)?;
+            if let Some(report) = &local.created {
+                announce_deployment(
+                    &config.data_dir,
+                    report.admin_token.expose().as_str(),
+                    &report.gateway_token_file,
+                )?;
+            }
+            let server = callseal_escrow::server::Server::bind(
+                local.service.clone(),
+                &dir,
+                &callseal_escrow::server::ServerConfig {
+                    listen,
+                    tick: Duration::from_secs(60),
+                },
+            )
+            .await
+            .map_err(esc_err)?;
+            tracing::info!(url = %server.url(), "escrow API listening");
+            (local.api, local.identity, Some(server))
+        } else {
+            let (api, identity) = remote(&config)?;
+            (api, identity, None)
         };
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| CliError::Component {
-            component: "gateway",
-            reason: format!("cannot create {}: {e}", config.data_dir.display()),
-        })?;
-        let dir = callseal_escrow::DataDir::new(&config.data_dir);
-        let listen = match &a.escrow_listen {
-            Some(addr) => addr.parse::<SocketAddr>().map_err(|_| CliError::Usage {
-                message: format!(
-                    "--escrow-listen {addr} is not an IP:PORT address, e.g. 127.0.0.1:7443"
-                ),
-            })?,
-            None => dir
-                .url()
-                .and_then(|u| {
-                    u.trim()
-                        .trim_start_matches("https://")
-                        .trim_end_matches('/')
-                        .parse::<SocketAddr>()
-                        .ok()
-                })
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7443))),
-        };
-        // Tell "address in use" apart from the server's other failures, before anything is
-        // created.
-        if let Err(e) = std::net::TcpListener::bind(listen) {
-            return Err(CliError::Listen {
-                what: format!("cannot listen for the escrow API on {listen}"),
-                reason: e.to_string(),
-            });
-        }
-        let local =
-            callseal_gateway::escrow::in_process(&config.data_dir, clock).map_err(gw_err)?;
-        if let Some(report) = &local.created {
-            eprintln!(
-                "callseal: created a new deployment in {}.\n  admin token (shown once, keep it safe): {}\n  \
-                 the gateway's token is in {}",
-                config.data_dir.display(),
-                report.admin_token.expose().as_str(),
-                report.gateway_token_file.display()
-            );
-        }
-        let server = callseal_escrow::server::Server::bind(
-            local.service.clone(),
-            &dir,
-            &callseal_escrow::server::ServerConfig {
-                listen,
-                tick: Duration::from_secs(60),
-            },
-        )
-        .await
-        .map_err(esc_err)?;
-        tracing::info!(url = %server.url(), "escrow API listening");
-        (local.api, local.identity, Some(server))
-    } else {
-        let (api, identity) = remote(&config)?;
-        (api, identity, None)
-    };
 
     let gateway = callseal_gateway::start(config.clone(), api, identity)
         .await
@@ -285,4 +282,63 @@ pub(crate) fn lock_folder(dir: &Path) -> Result<std::fs::File, CliError> {
     let _ = file.rewind();
     let _ = writeln!(file, "{}", std::process::id());
     Ok(file)
+}
+
+/// Hands over the first admin token of a deployment `serve` just created. On a terminal it is
+/// shown once. Anywhere else (a systemd journal, a redirect into a log file) printing it would
+/// put a live credential into logs, so it goes into `DATA/admin.token` (0600, never
+/// overwritten) and only the path is printed.
+fn announce_deployment(
+    data: &Path,
+    admin_token: &str,
+    gateway_token: &Path,
+) -> Result<(), CliError> {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "callseal: created a new deployment in {}.\n  admin token (shown once, keep it safe): {admin_token}\n  \
+             the gateway's token is in {}",
+            data.display(),
+            gateway_token.display()
+        );
+        return Ok(());
+    }
+    let path = data.join(ADMIN_TOKEN_FILE);
+    write_new_private(&path, format!("{admin_token}\n").as_bytes()).map_err(|e| CliError::Io {
+        what: "the deployment was created, but its admin token could not be stored in",
+        path: path.clone(),
+        reason: format!(
+            "{e}; stop the gateway, remove the new data folder and start again (in a terminal the \
+             token is shown instead)"
+        ),
+    })?;
+    eprintln!(
+        "callseal: created a new deployment in {}.\n  the admin token is in {} (0600; not printed, \
+         as this output is not a terminal): store it safely, then delete that file\n  the gateway's \
+         token is in {}",
+        data.display(),
+        path.display(),
+        gateway_token.display()
+    );
+    Ok(())
+}
+
+/// Where `serve` leaves the first admin token when its output is not a terminal.
+pub(crate) const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Creates `path` (0600; fails if it exists), writes `bytes` and makes both durable.
+fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }

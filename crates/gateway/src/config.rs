@@ -132,7 +132,7 @@ impl Default for MediaConfig {
             inactivity_timeout_secs: 60,
             threads: 0,
             coalesce_us: 200,
-            realtime_priority: 0,
+            realtime_priority: 10,
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct Sample {
     pub processes: usize,
     /// CPU ticks per command name (`rtpengine`, `kamailio`, ...), sorted by name.
     pub by_name: Vec<(String, u64)>,
+    /// (user, kernel) ticks per thread kind: the thread's name without its trailing number
+    /// (`media-0` and `media-1` are `media`), sorted by name.
+    pub by_thread: Vec<(String, u64, u64)>,
 }
 
 impl Sample {
@@ -35,6 +38,21 @@ impl Sample {
                     .find(|(m, _)| m == n)
                     .map_or(0, |(_, b)| *b);
                 (n.clone(), t.saturating_sub(before))
+            })
+            .collect()
+    }
+
+    /// (user, kernel) ticks per thread kind spent between `earlier` and `self`.
+    pub fn by_thread_since(&self, earlier: &Sample) -> Vec<(String, u64, u64)> {
+        self.by_thread
+            .iter()
+            .map(|(n, u, k)| {
+                let (bu, bk) = earlier
+                    .by_thread
+                    .iter()
+                    .find(|(m, _, _)| m == n)
+                    .map_or((0, 0), |(_, u, k)| (*u, *k));
+                (n.clone(), u.saturating_sub(bu), k.saturating_sub(bk))
             })
             .collect()
     }
@@ -101,9 +119,41 @@ pub fn sample(pids: &[u32]) -> Sample {
             }
         }
         s.mem_kib += read_pss_kib(pid).or_else(|| read_rss_kib(pid)).unwrap_or(0);
+        for st in read_threads(pid) {
+            let kind = thread_kind(&st.comm);
+            match s.by_thread.iter_mut().find(|(n, _, _)| n == kind) {
+                Some((_, u, k)) => {
+                    *u += st.utime;
+                    *k += st.stime;
+                }
+                None => s.by_thread.push((kind.to_owned(), st.utime, st.stime)),
+            }
+        }
     }
     s.by_name.sort();
+    s.by_thread.sort();
     s
+}
+
+/// A thread's name without a trailing number and separator: threads of one pool are one kind.
+fn thread_kind(comm: &str) -> &str {
+    let base = comm.trim_end_matches(|c: char| c.is_ascii_digit());
+    if base.len() == comm.len() {
+        return comm;
+    }
+    let base = base.trim_end_matches(['-', '_', ' ', '#']);
+    if base.is_empty() { comm } else { base }
+}
+
+/// The stat lines of every thread of `pid` (a thread that ended meanwhile is left out).
+fn read_threads(pid: u32) -> Vec<Stat> {
+    let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter_map(|text| parse_stat(&text))
+        .collect()
 }
 
 /// This process's niceness (field 19 of /proc/self/stat); 0 if unreadable.
@@ -219,6 +269,18 @@ mod tests {
         assert!(s.processes >= 1);
         assert!(s.mem_kib > 0);
         assert_eq!(s.by_name.len(), 1);
+        assert!(!s.by_thread.is_empty(), "the test thread itself is a thread");
         assert!(tree(&[me]).contains(&me));
+    }
+
+    #[test]
+    fn threads_of_one_pool_are_one_kind() {
+        assert_eq!(thread_kind("media-0"), "media");
+        assert_eq!(thread_kind("media-12"), "media");
+        assert_eq!(thread_kind("callseal-disk-1"), "callseal-disk");
+        assert_eq!(thread_kind("tokio-runtime-w"), "tokio-runtime-w");
+        assert_eq!(thread_kind("rtpengine"), "rtpengine");
+        assert_eq!(thread_kind("1234"), "1234");
+        assert_eq!(thread_kind("worker 3"), "worker");
     }
 }

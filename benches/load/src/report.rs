@@ -128,6 +128,19 @@ pub fn run_line(m: &Measured) -> String {
     if m.teardown_failed > 0 {
         let _ = write!(out, "  {} BYEs unanswered", m.teardown_failed);
     }
+    let threads: Vec<String> = m
+        .cpu_by_thread
+        .iter()
+        .filter(|(_, u, k)| u + k >= 0.1)
+        .map(|(n, u, k)| format!("{n} {u:.1}+{k:.1}"))
+        .collect();
+    if !threads.is_empty() {
+        let _ = write!(
+            out,
+            "\n      threads, user+kernel % of a core: {}",
+            threads.join(", ")
+        );
+    }
     out
 }
 

@@ -40,6 +40,8 @@ pub struct Measured {
     pub cpu_per_1000: Option<f64>,
     /// The same CPU per process name, as % of one core (not per 1000 streams).
     pub cpu_by_name: Vec<(String, f64)>,
+    /// The same CPU per thread kind, (user, kernel) as % of one core, busiest first.
+    pub cpu_by_thread: Vec<(String, f64, f64)>,
     /// Busy % of the system's core in the window (everything on it, noise included).
     pub core_busy_pct: Option<f64>,
     /// Memory growth (PSS) from the idle system to the loaded one, per call.
@@ -213,6 +215,16 @@ pub fn run_one(
             .into_iter()
             .map(|(n, t)| (n, 100.0 * t as f64 / tck / window))
             .collect(),
+        cpu_by_thread: {
+            let pct = |t: u64| 100.0 * t as f64 / tck / window;
+            let mut v: Vec<(String, f64, f64)> = s1
+                .by_thread_since(&s0)
+                .into_iter()
+                .map(|(n, u, k)| (n, pct(u), pct(k)))
+                .collect();
+            v.sort_by(|a, b| (b.1 + b.2).total_cmp(&(a.1 + a.2)));
+            v
+        },
         core_busy_pct: if is_sut { core_busy } else { None },
         mem_kib_per_call: is_sut.then(|| mem / calls.max(1) as f64),
         setup_rate,

@@ -269,7 +269,10 @@ mod tests {
         assert!(s.processes >= 1);
         assert!(s.mem_kib > 0);
         assert_eq!(s.by_name.len(), 1);
-        assert!(!s.by_thread.is_empty(), "the test thread itself is a thread");
+        assert!(
+            !s.by_thread.is_empty(),
+            "the test thread itself is a thread"
+        );
         assert!(tree(&[me]).contains(&me));
     }
 

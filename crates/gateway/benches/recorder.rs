@@ -153,9 +153,10 @@ impl Call for Real {
             .unwrap();
     }
     fn tick(&mut self, since: Duration) {
-        self.rec.tick(since).unwrap();
+        self.tap.tick(since).unwrap();
     }
-    fn finish(self: Box<Self>) {
+    fn finish(mut self: Box<Self>) {
+        self.tap.close().unwrap();
         self.rec.finish().unwrap();
     }
 }
@@ -323,10 +324,9 @@ fn run(
                         metrics.clone(),
                     )
                     .unwrap();
-                    let tap = started.recorder.tap();
                     Box::new(Real {
                         rec: started.recorder,
-                        tap,
+                        tap: started.tap,
                     })
                 }
             }

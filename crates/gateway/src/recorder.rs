@@ -11,12 +11,17 @@
 //! commit), so a power loss loses at most about one segment plus one second more. The data key lives
 //! only as long as [`Recorder::create`] runs: it is wrapped to the epoch key and handed to the
 //! writer, then zeroized. The file name is the recording id only — nothing about the caller.
+//!
+//! The writer belongs to the tap alone (the media session owns the tap while recording), so a
+//! frame takes no lock and no atomic operation: on the packet path those are full barriers
+//! that wait for the frame's own cache misses. The [`Recorder`] handle that the signalling side
+//! and the closing thread keep holds only the file's identity and its failure state.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use callseal_media::{RecordingSink, TapFrame, TapSinkError};
@@ -42,11 +47,6 @@ pub fn recording_path(dir: &Path, id: &RecordingId) -> PathBuf {
 /// per call.
 pub const SEGMENT_BYTES: usize = 8 * 1024;
 
-struct State {
-    writer: Option<Writer<Sealed>>,
-    failed: Option<String>,
-}
-
 /// The writer's sink: sealed bytes (never plaintext) waiting to be handed to the disk thread,
 /// in a buffer from the disk threads' pool (empty and unallocated between segments).
 #[derive(Default)]
@@ -67,22 +67,30 @@ impl std::io::Write for Sealed {
     }
 }
 
-/// A recording being written. Cheap to share: the media session's tap holds one handle (a
-/// [`Tap`]), the call's task another for the periodic seal and the final `finish`.
+/// A recording being written, as the signalling side and the closing thread see it: which
+/// file, and whether it failed or was completed. Cheap to clone. The audio goes through the
+/// [`Started::tap`] alone.
 #[derive(Clone)]
-pub struct Recorder {
+pub struct Recorder(Arc<Shared>);
+
+struct Shared {
     id: RecordingId,
     epoch: EpochId,
     path: PathBuf,
-    state: Arc<Mutex<State>>,
     file: Arc<disk::Target>,
     metrics: Arc<Metrics>,
+    /// The tap sealed and handed over the final segment.
+    complete: AtomicBool,
+    /// `finish` counted the recording as finished (once).
+    counted: AtomicBool,
 }
 
 /// What starting a recording produced.
 pub struct Started {
-    /// The recorder.
+    /// The handle that finishes or discards the file.
     pub recorder: Recorder,
+    /// The media session's end: owns the writer and takes every frame.
+    pub tap: Box<dyn RecordingSink>,
     /// The data key wrapped to the epoch public key: all the escrow ever needs.
     pub wrapped: WrappedKey,
 }
@@ -135,110 +143,87 @@ impl Recorder {
         disk::append(&file, std::mem::take(&mut writer.get_mut().0))
             .map_err(|reason| rec_err(&id.to_string(), reason))?;
         metrics.recordings_started.fetch_add(1, Ordering::Relaxed);
+        let recorder = Recorder(Arc::new(Shared {
+            id,
+            epoch,
+            path,
+            file,
+            metrics,
+            complete: AtomicBool::new(false),
+            counted: AtomicBool::new(false),
+        }));
+        let tap = Box::new(Tap {
+            writer,
+            rec: recorder.clone(),
+            frames: 0,
+        });
         Ok(Started {
-            recorder: Recorder {
-                id,
-                epoch,
-                path,
-                state: Arc::new(Mutex::new(State {
-                    writer: Some(writer),
-                    failed: None,
-                })),
-                file,
-                metrics,
-            },
+            recorder,
+            tap,
             wrapped,
         })
     }
 
     /// The recording id.
     pub fn id(&self) -> RecordingId {
-        self.id
+        self.0.id
     }
 
     /// The epoch its key is wrapped to.
     pub fn epoch(&self) -> EpochId {
-        self.epoch
+        self.0.epoch
     }
 
     /// The file.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The tap handle for `MediaSession::start_recording`.
-    pub fn tap(&self) -> Box<dyn RecordingSink> {
-        Box::new(Tap(self.clone()))
-    }
-
-    /// Seals what is pending if it is older than one segment at `since_start` and hands it to
-    /// the disk thread (written at once, durable within a second). Called from the call's timer so that silence or hold never leaves audio unsealed.
-    pub fn tick(&self, since_start: Duration) -> Result<(), GatewayError> {
-        let mut st = self.lock();
-        let Some(w) = st.writer.as_mut() else {
-            return Ok(());
-        };
-        let sealed = match w.tick(since_start) {
-            Ok(true) => disk::append(&self.file, std::mem::take(&mut w.get_mut().0)),
-            Ok(false) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
-        let result = sealed.and_then(|()| self.file.failure().map_or(Ok(()), Err));
-        result.map_err(|reason| {
-            st.failed = Some(reason.clone());
-            self.error(reason)
-        })
+        &self.0.path
     }
 
     /// Waits until every sealed byte handed over so far is written and the file fsynced (or
     /// failed).
     pub fn wait_written(&self, limit: Duration) -> Result<(), GatewayError> {
-        disk::barrier(&self.file, limit).map_err(|reason| self.error(reason))?;
-        self.file
+        disk::barrier(&self.0.file, limit).map_err(|reason| self.error(reason))?;
+        self.0
+            .file
             .failure()
             .map_or(Ok(()), |reason| Err(self.error(reason)))
     }
 
-    /// Writes the final segment and fsyncs: the file then reads to its end without
-    /// `truncated`. Idempotent; after a write failure the file is left as it is (its sealed
-    /// prefix stays readable) and the failure is returned.
+    /// After the tap was closed ([`RecordingSink::close`]): waits until the final segment is
+    /// written and fsynced, so the file reads to its end without `truncated`. Idempotent. A
+    /// failure of the tap or the disk is returned (the file's sealed prefix stays readable),
+    /// as is a tap that ended without its final segment.
     pub fn finish(&self) -> Result<(), GatewayError> {
-        let mut st = self.lock();
-        let Some(w) = st.writer.take() else {
-            return match st.failed.clone() {
-                Some(reason) => Err(self.error(reason)),
-                None => Ok(()),
-            };
-        };
-        let rest = w.finish().map_err(|e| self.error(e.to_string()))?;
-        disk::append(&self.file, rest.0).map_err(|reason| self.error(reason))?;
         self.wait_written(FINISH_WAIT)?;
-        self.metrics
-            .recordings_finished
-            .fetch_add(1, Ordering::Relaxed);
+        if !self.0.complete.load(Ordering::Acquire) {
+            return Err(self.error(
+                "the recording ended without its final segment: it reads up to its last sealed \
+                 segment, then reports truncation"
+                    .into(),
+            ));
+        }
+        if !self.0.counted.swap(true, Ordering::Relaxed) {
+            self.0
+                .metrics
+                .recordings_finished
+                .fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
-    /// Stops writing and removes the file (consent withdrawn: the escrow shreds the key; the
-    /// ciphertext has no further use).
+    /// Removes the file (consent withdrawn: the escrow shreds the key; the ciphertext has no
+    /// further use). The tap must have been dropped, not closed: nothing more is sealed.
     pub fn discard(&self) -> Result<(), GatewayError> {
-        self.lock().writer.take();
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => crate::secrets::sync_parent(&self.path),
+        match std::fs::remove_file(&self.0.path) {
+            Ok(()) => crate::secrets::sync_parent(&self.0.path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(GatewayError::storage("remove recording", &self.path, e)),
+            Err(e) => Err(GatewayError::storage("remove recording", &self.0.path, e)),
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the writer half-updated in a way that
-        // matters: the writer poisons itself on any sink error.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn error(&self, reason: String) -> GatewayError {
         GatewayError::Recording {
-            id: self.id.to_string(),
+            id: self.0.id.to_string(),
             reason,
         }
     }
@@ -247,51 +232,77 @@ impl Recorder {
 /// How long `finish` waits for the disk thread before reporting the recording as failed.
 const FINISH_WAIT: Duration = Duration::from_secs(30);
 
-/// The media tap's end of a [`Recorder`].
-struct Tap(Recorder);
+/// The media session's end of a recording: the writer itself.
+struct Tap {
+    writer: Writer<Sealed>,
+    rec: Recorder,
+    /// Frames taken since the metrics were last updated (at each sealed segment, so the
+    /// counter says how many frames are sealed).
+    frames: u64,
+}
+
+impl Tap {
+    /// After the writer sealed a segment: hands it to the disk thread, publishes the frame
+    /// count, and reports a failure of the file's earlier writes.
+    fn hand_over(&mut self) -> Result<(), TapSinkError> {
+        let shared = &self.rec.0;
+        shared
+            .metrics
+            .recording_frames
+            .fetch_add(std::mem::take(&mut self.frames), Ordering::Relaxed);
+        disk::append(&shared.file, std::mem::take(&mut self.writer.get_mut().0))
+            .and_then(|()| shared.file.failure().map_or(Ok(()), Err))
+            .map_err(|reason| self.fail(reason))
+    }
+
+    /// Records the failure on the file (no further segment is written) for `finish` to report.
+    fn fail(&self, reason: String) -> TapSinkError {
+        self.rec.0.file.fail(reason.clone());
+        TapSinkError { reason }
+    }
+}
 
 impl RecordingSink for Tap {
     fn push_frame(&mut self, frame: &TapFrame<'_>) -> Result<(), TapSinkError> {
-        let rec = &self.0;
-        let mut st = rec.lock();
-        let Some(w) = st.writer.as_mut() else {
-            return Err(TapSinkError {
-                reason: "the recording is closed".into(),
-            });
-        };
         let leg = match frame.leg {
             callseal_media::Leg::Caller => RecLeg::Caller,
             callseal_media::Leg::Pbx => RecLeg::Consultant,
         };
-        if let Some(reason) = rec.file.failure() {
-            st.failed = Some(reason.clone());
-            return Err(TapSinkError { reason });
+        let before = self.writer.stats().segments;
+        self.writer
+            .push_frame(
+                leg,
+                frame.rtp_timestamp,
+                frame.since_start,
+                frame.payload_type,
+                frame.payload,
+            )
+            .map_err(|e| self.fail(e.to_string()))?;
+        // A seal happens before the frame is added: the count published covers sealed frames.
+        let sealed = self.writer.stats().segments != before;
+        if sealed {
+            self.hand_over()?;
         }
-        let before = w.stats().segments;
-        let pushed = w.push_frame(
-            leg,
-            frame.rtp_timestamp,
-            frame.since_start,
-            frame.payload_type,
-            frame.payload,
-        );
-        let result = match pushed {
-            Ok(()) if w.stats().segments != before => {
-                disk::append(&rec.file, std::mem::take(&mut w.get_mut().0))
-            }
-            Ok(()) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        };
-        match result {
-            Ok(()) => {
-                rec.metrics.recording_frames.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(reason) => {
-                st.failed = Some(reason.clone());
-                Err(TapSinkError { reason })
-            }
+        self.frames += 1;
+        Ok(())
+    }
+
+    fn tick(&mut self, since_start: Duration) -> Result<(), TapSinkError> {
+        match self.writer.tick(since_start) {
+            Ok(true) => self.hand_over(),
+            Ok(false) => match self.rec.0.file.failure() {
+                Some(reason) => Err(TapSinkError { reason }),
+                None => Ok(()),
+            },
+            Err(e) => Err(self.fail(e.to_string())),
         }
+    }
+
+    fn close(&mut self) -> Result<(), TapSinkError> {
+        self.writer.close().map_err(|e| self.fail(e.to_string()))?;
+        self.hand_over()?;
+        self.rec.0.complete.store(true, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -332,8 +343,11 @@ mod tests {
     fn both_legs_are_sealed_and_read_back_with_the_unwrapped_key() {
         let dir = tempfile::tempdir().unwrap();
         let secret = SecretKey::generate().unwrap();
-        let Started { recorder, wrapped } = start(dir.path(), &secret);
-        let mut tap = recorder.tap();
+        let Started {
+            recorder,
+            mut tap,
+            wrapped,
+        } = start(dir.path(), &secret);
         for i in 0..20u32 {
             tap.push_frame(&frame(
                 MediaLeg::Caller,
@@ -350,11 +364,13 @@ mod tests {
             ))
             .unwrap();
         }
+        tap.close().unwrap();
+        recorder.finish().unwrap();
         recorder.finish().unwrap();
         assert!(
             tap.push_frame(&frame(MediaLeg::Caller, 0, 500, &[0; 160]))
                 .is_err(),
-            "closed after finish"
+            "closed after close"
         );
         let name = recorder
             .path()
@@ -396,12 +412,15 @@ mod tests {
     fn tick_seals_pending_audio_so_a_crash_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
         let secret = SecretKey::generate().unwrap();
-        let Started { recorder, wrapped } = start(dir.path(), &secret);
-        let mut tap = recorder.tap();
+        let Started {
+            recorder,
+            mut tap,
+            wrapped,
+        } = start(dir.path(), &secret);
         tap.push_frame(&frame(MediaLeg::Caller, 0, 0, &[0x33; 160]))
             .unwrap();
-        recorder.tick(Duration::from_millis(100)).unwrap();
-        recorder.tick(Duration::from_millis(250)).unwrap();
+        tap.tick(Duration::from_millis(100)).unwrap();
+        tap.tick(Duration::from_millis(250)).unwrap();
         recorder.wait_written(Duration::from_secs(5)).unwrap();
         // Simulated crash: the writer is never finished.
         let key = unwrap(&wrapped, &secret).unwrap();
@@ -421,8 +440,11 @@ mod tests {
     fn sealed_segments_reach_the_file_in_order_without_a_sync_and_read_back_after_a_crash() {
         let dir = tempfile::tempdir().unwrap();
         let secret = SecretKey::generate().unwrap();
-        let Started { recorder, wrapped } = start(dir.path(), &secret);
-        let mut tap = recorder.tap();
+        let Started {
+            recorder,
+            mut tap,
+            wrapped,
+        } = start(dir.path(), &secret);
         // 3 s of both legs: six or so segments of at most SEGMENT_BYTES.
         for i in 0..150u32 {
             let payload = [(i % 251) as u8; 160];
@@ -432,34 +454,42 @@ mod tests {
             tap.push_frame(&frame(MediaLeg::Pbx, i * 160, ms + 3, &payload))
                 .unwrap();
         }
-        let (sealed_frames, sealed_bytes) = {
-            let st = recorder.lock();
-            let stats = st.writer.as_ref().unwrap().stats();
-            (stats.frames, stats.bytes_written)
-        };
+        // Published at every sealed segment: the frames in sealed segments.
+        let sealed_frames = recorder.0.metrics.recording_frames.load(Ordering::Relaxed);
         assert!(sealed_frames >= 200, "{sealed_frames}");
         // Simulated crash of the process: no finish, no barrier. What was handed over is in the
         // file (the page cache) within moments, whatever the sync round does.
-        let until = std::time::Instant::now() + Duration::from_secs(5);
-        while std::fs::metadata(recorder.path()).unwrap().len() < sealed_bytes {
-            assert!(std::time::Instant::now() < until, "segments not written");
-            std::thread::sleep(Duration::from_millis(5));
-        }
         let key = unwrap(&wrapped, &secret).unwrap();
-        let file = std::fs::File::open(recorder.path()).unwrap();
-        let mut reader = Reader::new(file, &key).unwrap();
-        let mut n = 0u64;
-        let err = loop {
-            match reader.next_frame() {
-                Ok(Some(f)) => {
-                    let i = (n / 2) as u32;
-                    assert_eq!(f.rtp_timestamp, i * 160, "in order");
-                    assert_eq!(f.payload, vec![(i % 251) as u8; 160]);
-                    n += 1;
+        let read_all = || {
+            let file = std::fs::File::open(recorder.path()).unwrap();
+            // The header reaches the file with the first segment, so early reads may find
+            // nothing yet.
+            let mut reader = match Reader::new(file, &key) {
+                Ok(reader) => reader,
+                Err(e) => return (0, e),
+            };
+            let mut n = 0u64;
+            let err = loop {
+                match reader.next_frame() {
+                    Ok(Some(f)) => {
+                        let i = (n / 2) as u32;
+                        assert_eq!(f.rtp_timestamp, i * 160, "in order");
+                        assert_eq!(f.payload, vec![(i % 251) as u8; 160]);
+                        n += 1;
+                    }
+                    Ok(None) => panic!("a crashed recording has no final segment"),
+                    Err(e) => break e,
                 }
-                Ok(None) => panic!("a crashed recording has no final segment"),
-                Err(e) => break e,
+            };
+            (n, err)
+        };
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        let (n, err) = loop {
+            let (n, err) = read_all();
+            if n >= sealed_frames || std::time::Instant::now() > until {
+                break (n, err);
             }
+            std::thread::sleep(Duration::from_millis(5));
         };
         assert!(matches!(err, ReadError::Truncated { .. }), "{err:?}");
         assert_eq!(n, sealed_frames);
@@ -469,13 +499,21 @@ mod tests {
     fn discard_removes_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let secret = SecretKey::generate().unwrap();
-        let Started { recorder, .. } = start(dir.path(), &secret);
+        let Started { recorder, tap, .. } = start(dir.path(), &secret);
         assert!(recorder.path().exists());
+        drop(tap);
         recorder.discard().unwrap();
         assert!(!recorder.path().exists());
-        assert!(
-            recorder.finish().is_ok(),
-            "finishing a discarded recording is a no-op"
-        );
+        recorder.discard().unwrap();
+    }
+
+    #[test]
+    fn a_recording_whose_tap_was_never_closed_is_not_reported_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let Started { recorder, tap, .. } = start(dir.path(), &secret);
+        drop(tap);
+        let err = recorder.finish().unwrap_err().to_string();
+        assert!(err.contains("without its final segment"), "{err}");
     }
 }

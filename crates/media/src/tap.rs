@@ -52,10 +52,26 @@ pub struct TapSinkError {
 }
 
 /// Receives tapped frames. Implemented by the gateway over the recording writer.
+///
+/// The session owns the sink while recording, so the packet path reaches it without a lock;
+/// the periodic check ([`crate::MediaSession::tick_recording`]) goes through the session too.
 pub trait RecordingSink: Send {
     /// Takes one frame. An error stops the tap (the session emits
     /// [`crate::MediaEvent::RecordingFailed`]); the sink is handed back by `stop_recording`.
     fn push_frame(&mut self, frame: &TapFrame<'_>) -> Result<(), TapSinkError>;
+
+    /// Periodic check with the time since recording started (e.g. to seal audio that silence
+    /// or hold would otherwise leave pending). An error stops the tap as for `push_frame`.
+    fn tick(&mut self, since_start: Duration) -> Result<(), TapSinkError> {
+        let _ = since_start;
+        Ok(())
+    }
+
+    /// No frame follows: complete the recording (the sink is then dropped). Not called when
+    /// the recording is discarded.
+    fn close(&mut self) -> Result<(), TapSinkError> {
+        Ok(())
+    }
 }
 
 pub(crate) struct Tap {

@@ -25,6 +25,7 @@ use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::ports::RtpPair;
 use crate::recorder::Recorder;
+use callseal_media::RecordingSink;
 
 mod closer;
 mod deadlines;
@@ -63,7 +64,12 @@ pub enum MediaCmd {
     /// Forward digits to the other leg (off during the consent question).
     DtmfForwarding(bool),
     /// Start the recording tap.
-    StartRecording(Recorder),
+    StartRecording {
+        /// The file's handle, for the closing thread.
+        recorder: Recorder,
+        /// The writer's end, owned by the media session while recording.
+        tap: Box<dyn RecordingSink>,
+    },
     /// Stop the tap; the recorder is finalised (or discarded when `discard`) before `done`.
     StopRecording {
         /// Remove the file instead of finishing it (withdrawn consent).

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use callseal_media::{Leg, MediaEvent, MediaSession, SessionConfig, TapSinkError};
+use callseal_media::{Leg, MediaSession, SessionConfig};
 use rustix::buffer::spare_capacity;
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use rustix::io::Errno;
@@ -117,7 +117,7 @@ struct Call {
     session: MediaSession,
     caller: Option<RtpPair>,
     pbx: Option<RtpPair>,
-    recorder: Option<(Recorder, Instant)>,
+    recorder: Option<Recorder>,
     next_seal: Option<Instant>,
     slot: Slot,
     report: Reporter,
@@ -328,16 +328,16 @@ impl Worker {
             MediaCmd::StopPrompt(leg) => c.session.stop_prompt(leg),
             MediaCmd::Bridge(on) => c.session.set_bridge(on),
             MediaCmd::DtmfForwarding(on) => c.session.set_dtmf_forwarding(on),
-            MediaCmd::StartRecording(rec) => {
-                c.session.start_recording(now, rec.tap());
-                c.recorder = Some((rec, now));
+            MediaCmd::StartRecording { recorder, tap } => {
+                c.session.start_recording(now, tap);
+                c.recorder = Some(recorder);
             }
             MediaCmd::StopRecording { discard, done } => {
                 // Synchronous in the core: no frame reaches the file after this.
-                drop(c.session.stop_recording());
+                stop_tap(&mut c.session, discard);
                 match c.recorder.take() {
                     // `done` is answered by the closing thread once the file is closed.
-                    Some((recorder, _)) => self.closer.close(Closing {
+                    Some(recorder) => self.closer.close(Closing {
                         recorder,
                         discard,
                         done: Some(done),
@@ -400,18 +400,8 @@ impl Worker {
             c.session.handle_timeout(now);
             if c.next_seal.is_some_and(|s| s <= now) {
                 c.next_seal = None;
-                if let Some((rec, started)) = &c.recorder
-                    && let Err(e) = rec.tick(now.saturating_duration_since(*started))
-                {
-                    tracing::error!(recording = %rec.id(), "recording stopped: {e}");
-                    drop(c.session.stop_recording());
-                    (c.report)(MediaReport::Event(MediaEvent::RecordingFailed {
-                        error: TapSinkError {
-                            reason: e.to_string(),
-                        },
-                    }));
-                    c.recorder = None;
-                }
+                // A failure stops the tap and queues `RecordingFailed`, reported by `service`.
+                c.session.tick_recording(now);
             }
             service(&mut self.deadlines, &mut self.sent, call, c, now);
         }
@@ -422,8 +412,8 @@ impl Worker {
         let Some(mut c) = self.calls.remove(&call) else {
             return;
         };
-        drop(c.session.stop_recording());
-        if let Some((recorder, _)) = c.recorder.take() {
+        stop_tap(&mut c.session, false);
+        if let Some(recorder) = c.recorder.take() {
             self.closer.close(Closing {
                 recorder,
                 discard: false,
@@ -449,6 +439,17 @@ impl Worker {
         (c.report)(MediaReport::Ended {
             stats: Box::new((caller, pbx)),
         });
+    }
+}
+
+/// Stops the recording tap; unless the recording is discarded, the writer seals its final
+/// segment and hands it to the disk thread here (one segment's sealing, like any other) and
+/// the closing thread waits for it to be durable. A failure is kept on the file for `finish`.
+fn stop_tap(session: &mut MediaSession, discard: bool) {
+    if let Some(mut tap) = session.stop_recording()
+        && !discard
+    {
+        let _ = tap.close();
     }
 }
 

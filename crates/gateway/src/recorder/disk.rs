@@ -76,10 +76,11 @@ impl Target {
             .clone()
     }
 
-    fn fail(&self, reason: String) {
+    /// Records the file's first failure (logged once); later segments are not written.
+    pub(super) fn fail(&self, reason: String) {
         let mut slot = self.failed.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
-            tracing::error!(file = %self.path.display(), "recording write failed: {reason}");
+            tracing::error!(file = %self.path.display(), "recording failed: {reason}");
             *slot = Some(reason);
             self.has_failed.store(true, Ordering::Release);
         }

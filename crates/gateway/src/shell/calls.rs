@@ -374,10 +374,17 @@ impl Shell {
             &event_pts,
             self.res.metrics.clone(),
         ) {
-            Ok(Started { recorder, wrapped }) => {
+            Ok(Started {
+                recorder,
+                tap,
+                wrapped,
+            }) => {
                 let id = recorder.id();
                 let Ok(io) = self.io(call) else { return };
-                let _ = io.media.send(MediaCmd::StartRecording(recorder.clone()));
+                let _ = io.media.send(MediaCmd::StartRecording {
+                    recorder: recorder.clone(),
+                    tap,
+                });
                 io.recorder = Some(recorder);
                 io.deposit = Some(PendingDeposit {
                     recording: id,

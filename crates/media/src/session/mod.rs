@@ -572,6 +572,19 @@ impl MediaSession {
         self.tap.take().map(|t| t.sink)
     }
 
+    /// Runs the sink's periodic check ([`RecordingSink::tick`]) with the time since recording
+    /// started; a failure stops the tap and emits [`MediaEvent::RecordingFailed`], as a failed
+    /// frame does. Nothing happens when not recording.
+    pub fn tick_recording(&mut self, now: Instant) {
+        let Some(tap) = self.tap.as_mut().filter(|t| !t.failed) else {
+            return;
+        };
+        if let Err(error) = tap.sink.tick(now.saturating_duration_since(tap.started)) {
+            tap.failed = true;
+            self.events.push_back(MediaEvent::RecordingFailed { error });
+        }
+    }
+
     /// Whether frames are being handed to a sink.
     pub fn is_recording(&self) -> bool {
         self.tap.as_ref().is_some_and(|t| !t.failed)

@@ -89,6 +89,9 @@ pub enum BenchError {
 
     #[error("internal harness error: {what}")]
     Internal { what: &'static str },
+
+    #[error("{what}")]
+    Options { what: String },
 }
 
 impl BenchError {

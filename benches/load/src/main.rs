@@ -102,6 +102,7 @@ fn real_main(opts: Opts) -> Result<ExitCode, BenchError> {
     let rtp_ports = parse_range(&opts.rtp_ports).ok_or(BenchError::Internal {
         what: "--rtp-ports must look like 22000-31999",
     })?;
+    check_ports(sip.port(), opts.ng_port, rtp_ports)?;
     let work = std::env::temp_dir().join(format!("callseal-loadbench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| BenchError::io("create the run folder", e))?;
 
@@ -253,6 +254,30 @@ fn parse_range(s: &str) -> Option<(u16, u16)> {
     (a < b).then_some((a, b))
 }
 
+/// The SIP and ng ports must lie outside the media port range. rtpengine binds its media
+/// ports with SO_REUSEADDR, and on Linux two UDP sockets that both set it may share a port:
+/// once a call's media port equals Kamailio's SIP port, SIP for the proxy lands in
+/// rtpengine's media socket and the reference stalls on 408s (seen as "most calls of a
+/// 1000-call run never set up", depending on which ports rtpengine happened to pick).
+fn check_ports(sip: u16, ng: u16, (min, max): (u16, u16)) -> Result<(), BenchError> {
+    for (name, port) in [("--sip", sip), ("--ng-port", ng)] {
+        if (min..=max).contains(&port) {
+            return Err(BenchError::Options {
+                what: format!(
+                    "{name} port {port} lies inside --rtp-ports {min}-{max}: a media port could take \
+                     it over; choose a port outside the range"
+                ),
+            });
+        }
+    }
+    if sip == ng {
+        return Err(BenchError::Options {
+            what: format!("--sip and --ng-port are both {sip}; give them different ports"),
+        });
+    }
+    Ok(())
+}
+
 fn print_header(opts: &Opts, kinds: &[Kind], work: &Path, cores: usize) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -276,4 +301,35 @@ fn print_header(opts: &Opts, kinds: &[Kind], work: &Path, cores: usize) {
         opts.gen_core,
     );
     println!("run folder: {}", work.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_ports_inside_the_media_range_are_refused_with_the_fix() {
+        assert!(check_ports(21060, 21223, (22000, 31999)).is_ok());
+        let err = check_ports(23060, 21223, (22000, 31999))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--sip port 23060 lies inside --rtp-ports 22000-31999"),
+            "{err}"
+        );
+        assert!(err.contains("choose a port outside"), "{err}");
+        let err = check_ports(21060, 31999, (22000, 31999))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--ng-port"), "{err}");
+        assert!(check_ports(21060, 21060, (22000, 31999)).is_err());
+    }
+
+    #[test]
+    fn the_default_ports_do_not_collide() {
+        let opts = Opts::parse_from(["callseal-loadbench"]);
+        let sip = run::parse_loopback(&opts.sip).unwrap();
+        let range = parse_range(&opts.rtp_ports).unwrap();
+        check_ports(sip.port(), opts.ng_port, range).unwrap();
+    }
 }

@@ -68,16 +68,18 @@ pub struct Opts {
     #[arg(long, default_value_t = 16)]
     pub sockets_per_side: usize,
 
-    /// SIP address of the system under test.
-    #[arg(long, default_value = "127.0.0.1:23060")]
+    /// SIP address of the system under test (outside --rtp-ports).
+    #[arg(long, default_value = "127.0.0.1:21060")]
     pub sip: String,
 
-    /// rtpengine ng control port (loopback).
-    #[arg(long, default_value_t = 23223)]
+    /// rtpengine ng control port (loopback; outside --rtp-ports).
+    #[arg(long, default_value_t = 21223)]
     pub ng_port: u16,
 
     /// RTP port range of the system under test (below the kernel's ephemeral range,
-    /// 32768 and up, so the generator's own sockets never take one).
+    /// 32768 and up, so the generator's own sockets never take one). It must not hold the
+    /// SIP or ng port: rtpengine binds its media ports with SO_REUSEADDR, so a media port
+    /// equal to the SIP port silently takes the SIP traffic.
     #[arg(long, default_value = "22000-31999")]
     pub rtp_ports: String,
 

@@ -332,6 +332,23 @@ impl Config {
                 ),
             );
         }
+        // A media socket must never be able to take a SIP listener's port (nor the other way
+        // round, when the gateway restarts while calls of a former run hold media ports).
+        if let Some(a) = self
+            .sip
+            .udp
+            .iter()
+            .chain(&self.sip.tcp)
+            .find(|a| (lo..=hi).contains(&a.port()))
+        {
+            return bad(
+                "media.port_min / media.port_max",
+                format!(
+                    "the SIP listener {a} lies inside the media port range {lo}-{hi}; move the \
+                     SIP port or the range so that they do not overlap"
+                ),
+            );
+        }
         if self.media.coalesce_us > 5_000 {
             return bad(
                 "media.coalesce_us",
@@ -503,6 +520,20 @@ mod tests {
         assert!(
             matches!(err, GatewayError::ConfigInvalid { setting, .. } if setting.contains("port_min"))
         );
+    }
+
+    #[test]
+    fn a_sip_port_inside_the_media_range_is_rejected() {
+        let err = Config::from_toml(
+            "[sip]\nudp = ['127.0.0.1:20010']\n[media]\nport_min = 20000\nport_max = 20100\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("127.0.0.1:20010 lies inside"), "{err}");
+        Config::from_toml(
+            "[sip]\nudp = ['127.0.0.1:20102']\n[media]\nport_min = 20000\nport_max = 20100\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl Metrics {
         one(
             "callseal_latching_drops_total",
             "counter",
-            "RTP packets dropped from a source other than the latched one.",
+            "RTP packets from a source other than the leg's peer, dropped by the gateway. Once a leg has latched its socket is connected to the peer and the kernel drops such packets instead (netstat -su: packets to unknown port).",
             g(&self.latching_drops).to_string(),
         );
         one(

@@ -481,6 +481,95 @@ mod tests {
         );
     }
 
+    /// Receives on `sock` until a packet whose payload is all `byte` comes (2 s at most).
+    async fn recv_payload(sock: &tokio::net::UdpSocket, byte: u8) -> SocketAddr {
+        let mut buf = [0u8; 2048];
+        tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+                if n > 12 && buf[12..n].iter().all(|&b| b == byte) {
+                    return from;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("a packet of {byte:#x} within 2 s"))
+    }
+
+    #[tokio::test]
+    async fn a_latched_leg_is_connected_to_its_peer_and_hears_a_new_address_after_a_reinvite() {
+        let pool = PortPool::new([127, 0, 0, 1].into(), 43_600, 43_611);
+        let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();
+        let (caller, pbx, stranger, moved) = (peer(), peer(), peer(), peer());
+        let (rep_tx, _rep_rx) = mpsc::unbounded_channel();
+        let (cmd, a_local, b_local) = bridged_call(
+            &engine,
+            &pool,
+            3u8,
+            caller.local_addr().unwrap(),
+            pbx.local_addr().unwrap(),
+            rep_tx,
+        );
+        // Both legs latch; audio flows both ways (the PBX's through the connected caller leg).
+        for seq in 0..3u16 {
+            caller
+                .send_to(&rtp(seq, 0, &[0x11; 160]), a_local)
+                .await
+                .unwrap();
+            pbx.send_to(&rtp(seq, 0, &[0x22; 160]), b_local)
+                .await
+                .unwrap();
+        }
+        assert_eq!(recv_payload(&pbx, 0x11).await, b_local);
+        assert_eq!(recv_payload(&caller, 0x22).await, a_local);
+        // Once latched, another source is refused by the kernel (the socket is connected to
+        // the caller): the stranger's own connected socket learns of it by ICMP.
+        stranger.connect(a_local).await.unwrap();
+        let refused = tokio::time::timeout(Duration::from_secs(2), async {
+            let mut buf = [0u8; 64];
+            for seq in 0..20u16 {
+                stranger.send(&rtp(seq, 0, &[0x33; 160])).await.ok();
+                match tokio::time::timeout(Duration::from_millis(50), stranger.recv(&mut buf)).await
+                {
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        return true;
+                    }
+                    _ => {}
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        assert!(
+            refused,
+            "the latched caller leg's socket refuses other sources"
+        );
+        // A re-INVITE moves the caller to a new address: the leg must hear it, and send to it.
+        let map = PayloadMap::g711(Codec::Pcmu).with_telephone_event(101);
+        cmd.send(MediaCmd::Configure {
+            leg: Leg::Caller,
+            config: Box::new(LegConfig::new(Some(moved.local_addr().unwrap()), map)),
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for seq in 10..13u16 {
+            moved
+                .send_to(&rtp(seq, 0, &[0x44; 160]), a_local)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(recv_payload(&pbx, 0x44).await, b_local);
+        for seq in 10..13u16 {
+            pbx.send_to(&rtp(seq, 0, &[0x55; 160]), b_local)
+                .await
+                .unwrap();
+        }
+        assert_eq!(recv_payload(&moved, 0x55).await, a_local);
+        cmd.send(MediaCmd::Release).unwrap();
+    }
+
     #[tokio::test]
     async fn a_prompt_is_paced_at_20_ms_and_its_end_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_400, 43_411);

@@ -91,7 +91,9 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 const FRAME: Duration = Duration::from_millis(20);
-const SEAL_CHECK_EVERY: u32 = 12; // 250 ms, as the media task does (rounded to frames)
+/// How often the frame loop looks at a recording's deadline (the media thread does so through
+/// its timer heap, and ticks only when the writer's deadline has come).
+const SEAL_CHECK_EVERY: u32 = 12;
 const PAYLOAD: usize = 160;
 /// Arrival deviation in ms, repeating: mostly on time, sometimes a frame late (so that a
 /// 1 s window now and then holds 51 frames of a leg, as on a real network).
@@ -153,7 +155,10 @@ impl Call for Real {
             .unwrap();
     }
     fn tick(&mut self, since: Duration) {
-        self.tap.tick(since).unwrap();
+        // As the media thread does: only when the writer's deadline has come.
+        if self.tap.next_tick().is_some_and(|due| due <= since) {
+            self.tap.tick(since).unwrap();
+        }
     }
     fn finish(mut self: Box<Self>) {
         self.tap.close().unwrap();

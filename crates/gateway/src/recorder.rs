@@ -298,6 +298,10 @@ impl RecordingSink for Tap {
         }
     }
 
+    fn next_tick(&self) -> Option<Duration> {
+        self.writer.seal_due()
+    }
+
     fn close(&mut self) -> Result<(), TapSinkError> {
         self.writer.close().map_err(|e| self.fail(e.to_string()))?;
         self.hand_over()?;

@@ -60,11 +60,20 @@ pub trait RecordingSink: Send {
     /// [`crate::MediaEvent::RecordingFailed`]); the sink is handed back by `stop_recording`.
     fn push_frame(&mut self, frame: &TapFrame<'_>) -> Result<(), TapSinkError>;
 
-    /// Periodic check with the time since recording started (e.g. to seal audio that silence
-    /// or hold would otherwise leave pending). An error stops the tap as for `push_frame`.
+    /// Timed check with the time since recording started (e.g. to seal audio that silence or
+    /// hold would otherwise leave pending), called once [`RecordingSink::next_tick`] has come.
+    /// An error stops the tap as for `push_frame`.
     fn tick(&mut self, since_start: Duration) -> Result<(), TapSinkError> {
         let _ = since_start;
         Ok(())
+    }
+
+    /// When (time since recording started) the sink next needs [`RecordingSink::tick`];
+    /// `None`: not until another frame comes. The session folds it into its `poll_timeout`.
+    /// After a tick at `t` it must return `None` or a time after `t`; a sink that does not is
+    /// stopped as failed (otherwise its shell would be woken again at once, for ever).
+    fn next_tick(&self) -> Option<Duration> {
+        None
     }
 
     /// No frame follows: complete the recording (the sink is then dropped). Not called when

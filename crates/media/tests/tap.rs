@@ -133,3 +133,95 @@ fn a_failing_sink_stops_the_tap_and_is_handed_back() {
     assert!(s.stop_recording().is_some());
     assert!(s.stop_recording().is_none());
 }
+
+/// A sink that wants its timed check one second after the first frame it holds, as the
+/// recording writer does, and logs every check.
+#[derive(Clone, Default)]
+struct TimedSink {
+    pending_since: std::sync::Arc<std::sync::Mutex<Option<std::time::Duration>>>,
+    ticks: std::sync::Arc<std::sync::Mutex<Vec<std::time::Duration>>>,
+}
+
+impl callseal_media::RecordingSink for TimedSink {
+    fn push_frame(&mut self, f: &callseal_media::TapFrame<'_>) -> Result<(), TapSinkError> {
+        self.pending_since
+            .lock()
+            .unwrap()
+            .get_or_insert(f.since_start);
+        Ok(())
+    }
+    fn tick(&mut self, since_start: std::time::Duration) -> Result<(), TapSinkError> {
+        self.ticks.lock().unwrap().push(since_start);
+        *self.pending_since.lock().unwrap() = None;
+        Ok(())
+    }
+    fn next_tick(&self) -> Option<std::time::Duration> {
+        self.pending_since
+            .lock()
+            .unwrap()
+            .map(|s| s + std::time::Duration::from_secs(1))
+    }
+}
+
+#[test]
+fn the_sinks_timed_check_is_part_of_the_sessions_deadline_and_runs_only_when_due() {
+    let t0 = Instant::now();
+    let mut s = callseal_media::MediaSession::new(session_config(CALLER_STREAM, PBX_STREAM));
+    s.configure_leg(
+        t0,
+        Leg::Caller,
+        LegConfig::new(Some(addr(CALLER)), PayloadMap::g711(Codec::Pcma)),
+    )
+    .unwrap();
+    let sink = TimedSink::default();
+    s.start_recording(t0, Box::new(sink.clone()));
+    // Nothing pending: no deadline for the recording (and none else without a media timeout).
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_packet(t0 + ms(30), Leg::Caller, addr(CALLER), &caller_audio(1));
+    s.handle_packet(t0 + ms(50), Leg::Caller, addr(CALLER), &caller_audio(2));
+    // Due one second after the first pending frame, whatever came after it.
+    let due = t0 + ms(1030);
+    assert_eq!(s.poll_timeout(), Some(due));
+    s.handle_timeout(due - ms(1));
+    assert!(
+        sink.ticks.lock().unwrap().is_empty(),
+        "not before it is due"
+    );
+    s.handle_timeout(due);
+    assert_eq!(*sink.ticks.lock().unwrap(), [ms(1030)]);
+    assert_eq!(s.poll_timeout(), None, "nothing pending after the check");
+    // A stopped tap is never ticked.
+    s.handle_packet(t0 + ms(1100), Leg::Caller, addr(CALLER), &caller_audio(3));
+    assert!(s.poll_timeout().is_some());
+    assert!(s.stop_recording().is_some());
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(t0 + ms(5000));
+    assert_eq!(sink.ticks.lock().unwrap().len(), 1);
+}
+
+/// A sink that wants a check at once and never takes it.
+struct StuckSink;
+
+impl callseal_media::RecordingSink for StuckSink {
+    fn push_frame(&mut self, _: &callseal_media::TapFrame<'_>) -> Result<(), TapSinkError> {
+        Ok(())
+    }
+    fn next_tick(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+#[test]
+fn a_sink_that_keeps_asking_for_a_check_is_stopped_instead_of_waking_its_shell_for_ever() {
+    let t0 = Instant::now();
+    let mut s = callseal_media::MediaSession::new(session_config(CALLER_STREAM, PBX_STREAM));
+    s.start_recording(t0, Box::new(StuckSink));
+    assert_eq!(s.poll_timeout(), Some(t0));
+    s.handle_timeout(t0 + ms(1));
+    assert!(!s.is_recording());
+    assert!(matches!(
+        s.poll_event(),
+        Some(MediaEvent::RecordingFailed { error }) if error.reason.contains("did not take it")
+    ));
+    assert_eq!(s.poll_timeout(), None, "no deadline left to spin on");
+}

@@ -248,6 +248,15 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
+    /// When [`Writer::tick`] would next seal: one segment duration after the pending
+    /// segment's first frame (same clock as `arrival`); `None` while nothing is pending. A
+    /// timer set to this instant seals silence's and hold's pending audio exactly on time and
+    /// never fires for nothing while frames flow (they seal their own segments).
+    pub fn seal_due(&self) -> Option<Duration> {
+        self.pending_since
+            .map(|since| Duration::from_millis(since.saturating_add(self.segment_ms)))
+    }
+
     /// Seals the pending segment if its first frame arrived at least one segment duration
     /// before `now` (same clock as `arrival`). Call it from a timer so that silence or hold does
     /// not leave audio unsealed. Returns whether a segment was sealed.

@@ -259,13 +259,23 @@ fn timer_seals_audio_during_silence() {
     let mut w = writer(disk.clone());
     w.push_frame(Leg::Caller, 0, Duration::from_millis(10), 0, &[1; 160])
         .unwrap();
-    // The call goes quiet (hold): no frames, only the gateway's timer.
+    // The call goes quiet (hold): no frames, only the gateway's timer, set for when the
+    // pending segment is one segment duration old.
+    assert_eq!(w.seal_due(), Some(Duration::from_millis(1010)));
+    w.push_frame(Leg::Consultant, 0, Duration::from_millis(30), 0, &[2; 160])
+        .unwrap();
+    assert_eq!(
+        w.seal_due(),
+        Some(Duration::from_millis(1010)),
+        "from the first frame"
+    );
     assert!(!w.tick(Duration::from_millis(900)).unwrap());
     assert!(w.tick(Duration::from_millis(1010)).unwrap());
+    assert_eq!(w.seal_due(), None, "nothing pending");
     assert!(!w.tick(Duration::from_millis(5000)).unwrap());
     drop(w);
     let (frames, err) = common::read_all(&disk.bytes.borrow(), &common::test_key());
-    assert_eq!(frames.len(), 1);
+    assert_eq!(frames.len(), 2);
     assert!(matches!(
         err,
         Some(ReadError::Truncated {

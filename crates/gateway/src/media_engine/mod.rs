@@ -571,6 +571,77 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn audio_left_pending_by_silence_is_sealed_by_the_threads_timer() {
+        use callseal_recording::keys::{EpochId, SecretKey, unwrap};
+        use callseal_recording::{ReadError, Reader};
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let pool = PortPool::new([127, 0, 0, 1].into(), 43_700, 43_711);
+        let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();
+        let (caller, pbx) = (peer(), peer());
+        let (rep_tx, _rep_rx) = mpsc::unbounded_channel();
+        let (cmd, a_local, _) = bridged_call(
+            &engine,
+            &pool,
+            4u8,
+            caller.local_addr().unwrap(),
+            pbx.local_addr().unwrap(),
+            rep_tx,
+        );
+        let started = Recorder::create(
+            dir.path(),
+            EpochId(20_800),
+            &secret.public_key(),
+            Duration::from_millis(300),
+            &[101],
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        let path = started.recorder.path().to_owned();
+        let key = unwrap(&started.wrapped, &secret).unwrap();
+        cmd.send(MediaCmd::StartRecording {
+            recorder: started.recorder,
+            tap: started.tap,
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Three frames, then silence: only the thread's timer can seal them.
+        for seq in 0..3u16 {
+            caller
+                .send_to(&rtp(seq, 0, &[0x66; 160]), a_local)
+                .await
+                .unwrap();
+        }
+        let read = || -> usize {
+            let Ok(file) = std::fs::File::open(&path) else {
+                return 0;
+            };
+            let Ok(mut reader) = Reader::new(file, &key) else {
+                return 0;
+            };
+            let mut n = 0;
+            while let Ok(Some(f)) = reader.next_frame() {
+                assert_eq!(f.payload, vec![0x66; 160]);
+                n += 1;
+            }
+            n
+        };
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while read() < 3 && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(read(), 3, "sealed and written while the call is still up");
+        // Still in progress: no final segment yet.
+        let mut reader = Reader::new(std::fs::File::open(&path).unwrap(), &key).unwrap();
+        while let Ok(Some(_)) = reader.next_frame() {}
+        assert!(matches!(
+            reader.next_frame(),
+            Err(ReadError::Truncated { .. })
+        ));
+        cmd.send(MediaCmd::Release).unwrap();
+    }
+
+    #[tokio::test]
     async fn a_prompt_is_paced_at_20_ms_and_its_end_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_400, 43_411);
         let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();

@@ -27,8 +27,6 @@ use crate::metrics::Metrics;
 use crate::ports::RtpPair;
 use crate::recorder::Recorder;
 
-/// How often a recording's pending audio is checked for sealing (silence, hold).
-const SEAL_CHECK: Duration = Duration::from_millis(250);
 /// The longest single wait (nothing scheduled): the loop simply turns again.
 const IDLE: Duration = Duration::from_secs(60);
 /// Readiness events taken per wait.
@@ -120,7 +118,6 @@ struct Call {
     /// Per leg (caller, PBX): the RTP socket's connection to the latched peer.
     peers: [Peer; 2],
     recorder: Option<Recorder>,
-    next_seal: Option<Instant>,
     slot: Slot,
     report: Reporter,
 }
@@ -271,7 +268,6 @@ impl Worker {
                         pbx: None,
                         peers: [Peer::default(); 2],
                         recorder: None,
-                        next_seal: None,
                         slot: Slot::default(),
                         report,
                     },
@@ -353,7 +349,7 @@ impl Worker {
                 }
             }
         }
-        service(&mut self.deadlines, &mut self.sent, call, c, now);
+        service(&mut self.deadlines, &mut self.sent, call, c);
     }
 
     fn readable(&mut self, now: Instant, token: u64, buf: &mut [u8]) {
@@ -391,7 +387,7 @@ impl Worker {
                 return;
             }
         }
-        service(&mut self.deadlines, &mut self.sent, call, c, now);
+        service(&mut self.deadlines, &mut self.sent, call, c);
     }
 
     fn timers(&mut self, now: Instant) {
@@ -402,13 +398,10 @@ impl Worker {
             if !Deadlines::<u64>::is_current(&mut c.slot, at) {
                 continue;
             }
+            // Includes the recording's timed check: a failure stops the tap and queues
+            // `RecordingFailed`, reported by `service`.
             c.session.handle_timeout(now);
-            if c.next_seal.is_some_and(|s| s <= now) {
-                c.next_seal = None;
-                // A failure stops the tap and queues `RecordingFailed`, reported by `service`.
-                c.session.tick_recording(now);
-            }
-            service(&mut self.deadlines, &mut self.sent, call, c, now);
+            service(&mut self.deadlines, &mut self.sent, call, c);
         }
     }
 
@@ -459,7 +452,7 @@ fn stop_tap(session: &mut MediaSession, discard: bool) {
 }
 
 /// After any input: sends the call's transmits, reports its events, schedules its next wake.
-fn service(deadlines: &mut Deadlines<u64>, sent: &mut u64, id: u64, c: &mut Call, now: Instant) {
+fn service(deadlines: &mut Deadlines<u64>, sent: &mut u64, id: u64, c: &mut Call) {
     for leg in [Leg::Caller, Leg::Pbx] {
         let latched = c.session.latched_peer(leg);
         let peer = &mut c.peers[leg_index(leg)];
@@ -483,17 +476,9 @@ fn service(deadlines: &mut Deadlines<u64>, sent: &mut u64, id: u64, c: &mut Call
             break;
         }
     }
-    // The recorder's check runs every SEAL_CHECK while recording, whatever the traffic.
-    if c.recorder.is_none() {
-        c.next_seal = None;
-    } else if c.next_seal.is_none() {
-        c.next_seal = Some(now + SEAL_CHECK);
-    }
-    let at = match (c.session.poll_timeout(), c.next_seal) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    deadlines.schedule(id, &mut c.slot, at);
+    // The session's deadline includes the recording's: one segment duration after the pending
+    // segment's first frame, so a recording costs a timer only when silence leaves audio pending.
+    deadlines.schedule(id, &mut c.slot, c.session.poll_timeout());
 }
 
 fn leg_index(leg: Leg) -> usize {

@@ -459,6 +459,23 @@ impl MediaSession {
         for leg in [Leg::Caller, Leg::Pbx] {
             self.run_timers(now, leg);
         }
+        if self.recording_due().is_some_and(|due| due <= now) {
+            self.tick_recording(now);
+            // A sink that still wants a check now would have its shell wake it again at once,
+            // for ever: that breaks the contract of `next_tick`, and the tap stops, failed.
+            if self.recording_due().is_some_and(|due| due <= now)
+                && let Some(tap) = self.tap.as_mut()
+            {
+                tap.failed = true;
+                self.events.push_back(MediaEvent::RecordingFailed {
+                    error: TapSinkError {
+                        reason: "the recording sink asked for a timed check and did not take it \
+                                 (a defect); the recording was stopped"
+                            .into(),
+                    },
+                });
+            }
+        }
     }
 
     /// The next datagram to send.
@@ -482,10 +499,21 @@ impl MediaSession {
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = self.config.media_timeout;
-        self.legs
+        let legs = self
+            .legs
             .iter()
             .filter_map(|l| l.next_deadline(timeout))
-            .min()
+            .min();
+        match (legs, self.recording_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the recording sink next wants its timed check, if recording.
+    fn recording_due(&self) -> Option<Instant> {
+        let tap = self.tap.as_ref().filter(|t| !t.failed)?;
+        tap.sink.next_tick().map(|d| tap.started + d)
     }
 
     /// Starts a prompt on `leg` now (replacing any prompt playing there). Frames follow the
@@ -572,9 +600,10 @@ impl MediaSession {
         self.tap.take().map(|t| t.sink)
     }
 
-    /// Runs the sink's periodic check ([`RecordingSink::tick`]) with the time since recording
+    /// Runs the sink's timed check ([`RecordingSink::tick`]) with the time since recording
     /// started; a failure stops the tap and emits [`MediaEvent::RecordingFailed`], as a failed
-    /// frame does. Nothing happens when not recording.
+    /// frame does. Nothing happens when not recording. `handle_timeout` calls it when the
+    /// sink's [`RecordingSink::next_tick`] has come; a shell may call it at other times too.
     pub fn tick_recording(&mut self, now: Instant) {
         let Some(tap) = self.tap.as_mut().filter(|t| !t.failed) else {
             return;

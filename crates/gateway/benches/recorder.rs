@@ -1,7 +1,7 @@
 //! What recording costs a call in memory and CPU, in-process (no network): `N` real recorders
 //! (`Recorder::create` into a temporary folder on the same disk as the build, with a real epoch
-//! key) fed 20 ms G.711 frames on both legs at call rate, with the media task's 250 ms seal
-//! check, for a few seconds of real time.
+//! key) fed 20 ms G.711 frames on both legs at call rate, with the timed seal check when the
+//! writer's deadline comes (as the media thread does), for a few seconds of real time.
 //!
 //! Systems, alternated A B C A B C in the same run:
 //! - `none`: the same frame loop into a tap that drops every frame (the floor: what the loop

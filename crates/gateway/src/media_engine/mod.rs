@@ -567,6 +567,33 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(recv_payload(&moved, 0x55).await, a_local);
+        // RFC 2543 hold (c=0.0.0.0: no address), then resume at the same address: the socket
+        // is disconnected on hold and connected again once the caller is heard.
+        for remote in [None, Some(moved.local_addr().unwrap())] {
+            cmd.send(MediaCmd::Configure {
+                leg: Leg::Caller,
+                config: Box::new(LegConfig::new(
+                    remote,
+                    PayloadMap::g711(Codec::Pcmu).with_telephone_event(101),
+                )),
+            })
+            .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for seq in 20..23u16 {
+            moved
+                .send_to(&rtp(seq, 0, &[0x77; 160]), a_local)
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(recv_payload(&pbx, 0x77).await, b_local);
+        for seq in 20..23u16 {
+            pbx.send_to(&rtp(seq, 0, &[0x78; 160]), b_local)
+                .await
+                .unwrap();
+        }
+        assert_eq!(recv_payload(&moved, 0x78).await, a_local);
         cmd.send(MediaCmd::Release).unwrap();
     }
 

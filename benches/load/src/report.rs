@@ -396,8 +396,13 @@ pub fn targets(steps: &[Step]) -> Vec<String> {
             .filter_map(|s| s.mem_kib_per_call)
             .reduce(f64::max)
         {
+            let scale = if sys == "callseal" {
+                ""
+            } else {
+                " (the gateway's target: for scale only)"
+            };
             out.push(format!(
-                "memory < 64 KiB per call: {sys} at most {m:.1} KiB -> {}",
+                "memory < 64 KiB per call{scale}: {sys} at most {m:.1} KiB -> {}",
                 verdict(m < 64.0)
             ));
         }

@@ -21,9 +21,18 @@ pub struct Sample {
     pub processes: usize,
     /// CPU ticks per command name (`rtpengine`, `kamailio`, ...), sorted by name.
     pub by_name: Vec<(String, u64)>,
-    /// (user, kernel) ticks per thread kind: the thread's name without its trailing number
-    /// (`media-0` and `media-1` are `media`), sorted by name.
-    pub by_thread: Vec<(String, u64, u64)>,
+    /// Every thread's (user, kernel) ticks, by thread id.
+    pub threads: Vec<ThreadTicks>,
+}
+
+/// One thread's counters.
+#[derive(Debug, Clone)]
+pub struct ThreadTicks {
+    pub tid: u32,
+    /// The thread's name without its trailing number (`media-0` and `media-1` are `media`).
+    pub kind: String,
+    pub user: u64,
+    pub kernel: u64,
 }
 
 impl Sample {
@@ -42,19 +51,29 @@ impl Sample {
             .collect()
     }
 
-    /// (user, kernel) ticks per thread kind spent between `earlier` and `self`.
+    /// (user, kernel) ticks per thread kind spent between `earlier` and `self`, sorted by
+    /// kind. Threads are matched by id, so a thread born in between counts from zero; one
+    /// that ended in between is missing (its time stays in the process's own total).
     pub fn by_thread_since(&self, earlier: &Sample) -> Vec<(String, u64, u64)> {
-        self.by_thread
+        let before: HashMap<u32, (u64, u64)> = earlier
+            .threads
             .iter()
-            .map(|(n, u, k)| {
-                let (bu, bk) = earlier
-                    .by_thread
-                    .iter()
-                    .find(|(m, _, _)| m == n)
-                    .map_or((0, 0), |(_, u, k)| (*u, *k));
-                (n.clone(), u.saturating_sub(bu), k.saturating_sub(bk))
-            })
-            .collect()
+            .map(|t| (t.tid, (t.user, t.kernel)))
+            .collect();
+        let mut out: Vec<(String, u64, u64)> = Vec::new();
+        for t in &self.threads {
+            let (bu, bk) = before.get(&t.tid).copied().unwrap_or((0, 0));
+            let (u, k) = (t.user.saturating_sub(bu), t.kernel.saturating_sub(bk));
+            match out.iter_mut().find(|(n, _, _)| *n == t.kind) {
+                Some((_, su, sk)) => {
+                    *su += u;
+                    *sk += k;
+                }
+                None => out.push((t.kind.clone(), u, k)),
+            }
+        }
+        out.sort();
+        out
     }
 }
 
@@ -119,19 +138,15 @@ pub fn sample(pids: &[u32]) -> Sample {
             }
         }
         s.mem_kib += read_pss_kib(pid).or_else(|| read_rss_kib(pid)).unwrap_or(0);
-        for st in read_threads(pid) {
-            let kind = thread_kind(&st.comm);
-            match s.by_thread.iter_mut().find(|(n, _, _)| n == kind) {
-                Some((_, u, k)) => {
-                    *u += st.utime;
-                    *k += st.stime;
-                }
-                None => s.by_thread.push((kind.to_owned(), st.utime, st.stime)),
-            }
-        }
+        s.threads
+            .extend(read_threads(pid).into_iter().map(|st| ThreadTicks {
+                tid: st.pid,
+                kind: thread_kind(&st.comm).to_owned(),
+                user: st.utime,
+                kernel: st.stime,
+            }));
     }
     s.by_name.sort();
-    s.by_thread.sort();
     s
 }
 
@@ -191,6 +206,8 @@ fn parse_core_line(line: &str) -> Option<(u64, u64)> {
 }
 
 struct Stat {
+    /// The process id, or the thread id for /proc/PID/task/TID/stat.
+    pid: u32,
     comm: String,
     ppid: u32,
     utime: u64,
@@ -203,12 +220,14 @@ fn read_stat(pid: u32) -> Option<Stat> {
 
 /// Fields after the command name, which may itself contain spaces and parentheses.
 fn parse_stat(text: &str) -> Option<Stat> {
+    let pid = text.split_whitespace().next()?.parse().ok()?;
     let close = text.rfind(')')?;
     let comm = text.get(text.find('(')? + 1..close)?.to_string();
     let rest = text.get(close + 1..)?;
     let f: Vec<&str> = rest.split_whitespace().collect();
     // f[0] = state (field 3), so field N is f[N - 3].
     Some(Stat {
+        pid,
         comm,
         ppid: f.get(1)?.parse().ok()?,
         utime: f.get(11)?.parse().ok()?,
@@ -269,11 +288,43 @@ mod tests {
         assert!(s.processes >= 1);
         assert!(s.mem_kib > 0);
         assert_eq!(s.by_name.len(), 1);
-        assert!(
-            !s.by_thread.is_empty(),
-            "the test thread itself is a thread"
-        );
+        assert!(!s.threads.is_empty(), "the test thread itself is a thread");
         assert!(tree(&[me]).contains(&me));
+    }
+
+    #[test]
+    fn thread_time_is_taken_per_thread_so_a_pool_that_changes_is_not_miscounted() {
+        let t = |tid, kind: &str, user, kernel| ThreadTicks {
+            tid,
+            kind: kind.to_owned(),
+            user,
+            kernel,
+        };
+        let earlier = Sample {
+            threads: vec![
+                t(1, "media", 100, 500),
+                t(2, "blocking", 40, 10),
+                t(3, "disk", 5, 9),
+            ],
+            ..Sample::default()
+        };
+        // Thread 2 ended; thread 4 of the same kind was born and worked 7+3 ticks.
+        let later = Sample {
+            threads: vec![
+                t(1, "media", 130, 560),
+                t(4, "blocking", 7, 3),
+                t(3, "disk", 5, 11),
+            ],
+            ..Sample::default()
+        };
+        assert_eq!(
+            later.by_thread_since(&earlier),
+            [
+                ("blocking".to_owned(), 7, 3),
+                ("disk".to_owned(), 0, 2),
+                ("media".to_owned(), 30, 60)
+            ]
+        );
     }
 
     #[test]

@@ -334,13 +334,14 @@ impl Config {
         }
         // A media socket must never be able to take a SIP listener's port (nor the other way
         // round, when the gateway restarts while calls of a former run hold media ports).
-        if let Some(a) = self
-            .sip
-            .udp
-            .iter()
-            .chain(&self.sip.tcp)
-            .find(|a| (lo..=hi).contains(&a.port()))
-        {
+        // Only UDP competes with the UDP media sockets, and only on an address both can bind.
+        let media = self.media.bind.to_canonical();
+        let overlaps = |a: &SocketAddr| {
+            let sip = a.ip().to_canonical();
+            (sip == media || sip.is_unspecified() || media.is_unspecified())
+                && (lo..=hi).contains(&a.port())
+        };
+        if let Some(a) = self.sip.udp.iter().find(|a| overlaps(a)) {
             return bad(
                 "media.port_min / media.port_max",
                 format!(
@@ -530,10 +531,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("127.0.0.1:20010 lies inside"), "{err}");
-        Config::from_toml(
-            "[sip]\nudp = ['127.0.0.1:20102']\n[media]\nport_min = 20000\nport_max = 20100\n",
+        // A wildcard on either side can collide too.
+        let err = Config::from_toml(
+            "[sip]\nudp = ['0.0.0.0:20010']\n[media]\nport_min = 20000\nport_max = 20100\n",
         )
-        .unwrap();
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("lies inside"), "{err}");
+        for fine in [
+            // Outside the range.
+            "[sip]\nudp = ['127.0.0.1:20102']\n[media]\nport_min = 20000\nport_max = 20100\n",
+            // TCP never competes with UDP media sockets.
+            "[sip]\nudp = ['127.0.0.1:5060']\ntcp = ['127.0.0.1:20010']\n[media]\nport_min = 20000\nport_max = 20100\n",
+            // Another address than the media sockets bind to.
+            "[sip]\nudp = ['127.0.0.2:20010']\n[media]\nport_min = 20000\nport_max = 20100\n",
+        ] {
+            Config::from_toml(fine).unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
     }
 
     #[test]

@@ -250,8 +250,9 @@ impl<W: Write> Writer<W> {
 
     /// When [`Writer::tick`] would next seal: one segment duration after the pending
     /// segment's first frame (same clock as `arrival`); `None` while nothing is pending. A
-    /// timer set to this instant seals silence's and hold's pending audio exactly on time and
-    /// never fires for nothing while frames flow (they seal their own segments).
+    /// timer set to this instant seals silence's and hold's pending audio exactly on time; while
+    /// frames flow they seal their own segments and the timer finds nothing to do (a shell
+    /// that keeps a timer heap wakes about once per segment duration).
     pub fn seal_due(&self) -> Option<Duration> {
         self.pending_since
             .map(|since| Duration::from_millis(since.saturating_add(self.segment_ms)))

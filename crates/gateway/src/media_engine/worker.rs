@@ -443,8 +443,12 @@ impl Worker {
 /// Stops the recording tap; unless the recording is discarded, the writer seals its final
 /// segment and hands it to the disk thread here (one segment's sealing, like any other) and
 /// the closing thread waits for it to be durable. A failure is kept on the file for `finish`.
+/// A tap that had already failed is not closed: its recording then reports the failure (or
+/// that it ended without its final segment), never a complete file with a gap.
 fn stop_tap(session: &mut MediaSession, discard: bool) {
+    let healthy = session.is_recording();
     if let Some(mut tap) = session.stop_recording()
+        && healthy
         && !discard
     {
         let _ = tap.close();
@@ -529,7 +533,7 @@ impl Peer {
         let specific = pair
             .rtp
             .local_addr()
-            .is_ok_and(|a| !a.ip().is_unspecified());
+            .is_ok_and(|a| !a.ip().to_canonical().is_unspecified());
         if let Some(peer) = latched.filter(|_| specific) {
             match pair.rtp.connect(peer) {
                 Ok(()) => self.connected = Some(peer),
@@ -548,10 +552,19 @@ fn send(
     leg: Leg,
     sent: &mut u64,
 ) {
-    let result = if connected == Some(to) {
-        sock.send(payload)
-    } else {
-        sock.send_to(payload, to)
+    let once = || {
+        if connected == Some(to) {
+            sock.send(payload)
+        } else {
+            sock.send_to(payload, to)
+        }
+    };
+    // A connected socket reports an ICMP error (the peer's port was closed for a moment, or
+    // a forged ICMP) on the next send, which then fails without sending. The error is
+    // consumed by that failure: send the packet again rather than lose it.
+    let result = match once() {
+        Err(e) if is_icmp_error(&e) => once(),
+        other => other,
     };
     match result {
         Ok(_) => *sent += 1,
@@ -559,6 +572,15 @@ fn send(
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
         Err(e) => tracing::debug!(?leg, "RTP send failed: {e}"),
     }
+}
+
+fn is_icmp_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::HostUnreachable
+            | std::io::ErrorKind::NetworkUnreachable
+    )
 }
 
 fn deregister(epoll: &OwnedFd, pair: Option<&RtpPair>) {
@@ -579,5 +601,81 @@ fn wait_for(next: Option<Instant>) -> Timespec {
     Timespec {
         tv_sec: ms / 1000,
         tv_nsec: (ms % 1000) * 1_000_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callseal_media::{RecordingSink, TapFrame, TapSinkError};
+    use std::sync::atomic::AtomicBool;
+
+    /// Wants a timed check at once and never takes it (so the session stops it as failed);
+    /// notes whether it was closed.
+    struct Stuck(Arc<AtomicBool>);
+
+    impl RecordingSink for Stuck {
+        fn push_frame(&mut self, _: &TapFrame<'_>) -> Result<(), TapSinkError> {
+            Ok(())
+        }
+        fn next_tick(&self) -> Option<Duration> {
+            Some(Duration::ZERO)
+        }
+        fn close(&mut self) -> Result<(), TapSinkError> {
+            self.0.store(true, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_tap_is_not_closed_so_its_recording_cannot_read_as_complete() {
+        let (a, b) = super::super::random_streams().unwrap();
+        let config = SessionConfig {
+            latching_window: Duration::from_secs(2),
+            media_timeout: None,
+            caller_stream: a,
+            pbx_stream: b,
+        };
+        let now = Instant::now();
+        for (fail_first, discard, closed) in [
+            (true, false, false),
+            (false, false, true),
+            (false, true, false),
+        ] {
+            let flag = Arc::new(AtomicBool::new(false));
+            let mut session = MediaSession::new(config);
+            session.start_recording(now, Box::new(Stuck(flag.clone())));
+            if fail_first {
+                session.handle_timeout(now);
+                assert!(!session.is_recording());
+            }
+            stop_tap(&mut session, discard);
+            assert_eq!(
+                flag.load(Ordering::SeqCst),
+                closed,
+                "failed first {fail_first}, discard {discard}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_send_after_an_icmp_error_on_a_connected_socket_still_reaches_the_peer() {
+        let ours = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = peer.local_addr().unwrap();
+        ours.connect(to).unwrap();
+        // The peer's port closes for a moment: the kernel answers our packet with an ICMP
+        // port unreachable, which the connected socket keeps as a pending error.
+        drop(peer);
+        let mut sent = 0;
+        send(&ours, Some(to), b"lost", to, Leg::Caller, &mut sent);
+        let peer = UdpSocket::bind(to).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let before = sent;
+        send(&ours, Some(to), b"audio", to, Leg::Caller, &mut sent);
+        assert_eq!(sent, before + 1, "counted as sent");
+        let mut buf = [0u8; 16];
+        let n = peer.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"audio");
     }
 }

@@ -188,6 +188,7 @@ impl Worker {
         let mut buf = vec![0u8; 2048];
         let mut woke = Instant::now();
         let mut busy = false;
+        let mut leftover: Vec<Msg> = Vec::new();
         loop {
             // Interrupt coalescing: a thread that found work last time lets more gather before
             // it waits again, so one wake-up serves a batch; an idle thread waits at once.
@@ -220,15 +221,14 @@ impl Worker {
                 let _ = rustix::io::read(fd, &mut b);
             }
             self.inbox.take(&mut msgs);
-            let mut stop = false;
-            for msg in msgs.drain(..) {
-                match msg {
-                    Msg::Stop => stop = true,
-                    msg if !stop => self.message(now, msg),
-                    _ => {}
-                }
+            // What follows a Stop in the same batch is applied on the way out, below.
+            if let Some(at) = msgs.iter().position(|m| matches!(m, Msg::Stop)) {
+                leftover = msgs.split_off(at);
             }
-            if stop {
+            for msg in msgs.drain(..) {
+                self.message(now, msg);
+            }
+            if !leftover.is_empty() {
                 break;
             }
             for ev in &events {
@@ -244,9 +244,15 @@ impl Worker {
                     .fetch_add(std::mem::take(&mut self.sent), Ordering::Relaxed);
             }
         }
-        // Whatever is still queued is dropped (a StopRecording's `done` is answered by the
-        // drop); every call still held is ended as by Release.
-        drop(self.inbox.close());
+        // Whatever is still queued is applied first, so that a withdrawal that raced the stop
+        // (StopRecording with discard) still removes its file; then every call still held is
+        // ended as by Release.
+        let now = Instant::now();
+        for msg in self.inbox.close().into_iter().chain(leftover) {
+            if !matches!(msg, Msg::Stop) {
+                self.message(now, msg);
+            }
+        }
         let calls: Vec<u64> = self.calls.keys().copied().collect();
         for call in calls {
             self.end(call);

@@ -545,55 +545,45 @@ mod tests {
             refused,
             "the latched caller leg's socket refuses other sources"
         );
-        // A re-INVITE moves the caller to a new address: the leg must hear it, and send to it.
-        let map = PayloadMap::g711(Codec::Pcmu).with_telephone_event(101);
-        cmd.send(MediaCmd::Configure {
-            leg: Leg::Caller,
-            config: Box::new(LegConfig::new(Some(moved.local_addr().unwrap()), map)),
-        })
-        .unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for seq in 10..13u16 {
-            moved
-                .send_to(&rtp(seq, 0, &[0x44; 160]), a_local)
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(recv_payload(&pbx, 0x44).await, b_local);
-        for seq in 10..13u16 {
-            pbx.send_to(&rtp(seq, 0, &[0x55; 160]), b_local)
-                .await
-                .unwrap();
-        }
-        assert_eq!(recv_payload(&moved, 0x55).await, a_local);
-        // RFC 2543 hold (c=0.0.0.0: no address), then resume at the same address: the socket
-        // is disconnected on hold and connected again once the caller is heard.
-        for remote in [None, Some(moved.local_addr().unwrap())] {
+        // The caller's leg is re-negotiated to `remote`.
+        let reconfigure = |remote: Option<SocketAddr>| {
+            let map = PayloadMap::g711(Codec::Pcmu).with_telephone_event(101);
             cmd.send(MediaCmd::Configure {
                 leg: Leg::Caller,
-                config: Box::new(LegConfig::new(
-                    remote,
-                    PayloadMap::g711(Codec::Pcmu).with_telephone_event(101),
-                )),
+                config: Box::new(LegConfig::new(remote, map)),
             })
             .unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        for seq in 20..23u16 {
-            moved
-                .send_to(&rtp(seq, 0, &[0x77; 160]), a_local)
-                .await
-                .unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert_eq!(recv_payload(&pbx, 0x77).await, b_local);
-        for seq in 20..23u16 {
-            pbx.send_to(&rtp(seq, 0, &[0x78; 160]), b_local)
-                .await
-                .unwrap();
-        }
-        assert_eq!(recv_payload(&moved, 0x78).await, a_local);
+        };
+        // Audio from `moved` reaches the PBX, and the PBX's reaches `moved`.
+        let both_ways = |seq: u16, byte: u8| {
+            let (moved, pbx) = (&moved, &pbx);
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                for s in seq..seq + 3 {
+                    moved
+                        .send_to(&rtp(s, 0, &[byte; 160]), a_local)
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                assert_eq!(recv_payload(pbx, byte).await, b_local);
+                for s in seq..seq + 3 {
+                    pbx.send_to(&rtp(s, 0, &[byte + 1; 160]), b_local)
+                        .await
+                        .unwrap();
+                }
+                assert_eq!(recv_payload(moved, byte + 1).await, a_local);
+            }
+        };
+        // A re-INVITE moves the caller to a new address: the leg must hear it, and send to it.
+        let moved_to = moved.local_addr().unwrap();
+        reconfigure(Some(moved_to));
+        both_ways(10, 0x44).await;
+        // RFC 2543 hold (c=0.0.0.0: no address), then resume at the same address: the socket
+        // is disconnected on hold and connected again once the caller is heard.
+        reconfigure(None);
+        reconfigure(Some(moved_to));
+        both_ways(20, 0x76).await;
         cmd.send(MediaCmd::Release).unwrap();
     }
 

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use callseal_media::{RecordingSink, TapFrame, TapSinkError};
 use callseal_recording::keys::{DataKey, EpochId, PublicKey, RecordingId, WrappedKey, wrap};
-use callseal_recording::{Encoding, Leg as RecLeg, PayloadTypes, Writer, WriterConfig};
+use callseal_recording::{Encoding, Leg as RecLeg, PayloadTypes, WriteError, Writer, WriterConfig};
 
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -277,7 +277,16 @@ impl RecordingSink for Tap {
                 frame.payload_type,
                 frame.payload,
             )
-            .map_err(|e| self.fail(e.to_string()))?;
+            .map_err(|e| match e {
+                // A frame the format cannot hold stops the tap, but what was sealed before it
+                // is still written: the file itself has not failed.
+                WriteError::PayloadTooLarge { .. } | WriteError::InvalidPayloadType { .. } => {
+                    TapSinkError {
+                        reason: e.to_string(),
+                    }
+                }
+                e => self.fail(e.to_string()),
+            })?;
         // A seal happens before the frame is added: the count published covers sealed frames.
         let sealed = self.writer.stats().segments != before;
         if sealed {
@@ -497,6 +506,43 @@ mod tests {
         };
         assert!(matches!(err, ReadError::Truncated { .. }), "{err:?}");
         assert_eq!(n, sealed_frames);
+    }
+
+    #[test]
+    fn a_frame_the_format_cannot_hold_stops_the_tap_but_keeps_what_was_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let Started {
+            recorder,
+            mut tap,
+            wrapped,
+        } = start(dir.path(), &secret);
+        // 400 ms of the caller: at least one 200 ms segment sealed and handed over.
+        for i in 0..20u32 {
+            tap.push_frame(&frame(
+                MediaLeg::Caller,
+                i * 160,
+                u64::from(i) * 20,
+                &[0x5A; 160],
+            ))
+            .unwrap();
+        }
+        let err = tap
+            .push_frame(&frame(MediaLeg::Caller, 3200, 400, &[0; 5000]))
+            .unwrap_err();
+        assert!(err.reason.contains("5000"), "{}", err.reason);
+        drop(tap);
+        // The earlier segments reach the file; the recording reports its missing end only.
+        recorder.wait_written(Duration::from_secs(5)).unwrap();
+        let key = unwrap(&wrapped, &secret).unwrap();
+        let mut reader = Reader::new(std::fs::File::open(recorder.path()).unwrap(), &key).unwrap();
+        let mut n = 0;
+        while let Ok(Some(_)) = reader.next_frame() {
+            n += 1;
+        }
+        assert!(n >= 10, "{n} frames kept");
+        let err = recorder.finish().unwrap_err().to_string();
+        assert!(err.contains("without its final segment"), "{err}");
     }
 
     #[test]

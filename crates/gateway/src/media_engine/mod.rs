@@ -659,6 +659,83 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_second_recording_on_a_call_finishes_the_first_instead_of_dropping_it() {
+        use callseal_recording::Reader;
+        use callseal_recording::keys::{EpochId, SecretKey, unwrap};
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::generate().unwrap();
+        let pool = PortPool::new([127, 0, 0, 1].into(), 43_800, 43_811);
+        let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();
+        let (caller, pbx) = (peer(), peer());
+        let (rep_tx, _rep_rx) = mpsc::unbounded_channel();
+        let (cmd, a_local, _) = bridged_call(
+            &engine,
+            &pool,
+            5u8,
+            caller.local_addr().unwrap(),
+            pbx.local_addr().unwrap(),
+            rep_tx,
+        );
+        let mut files = Vec::new();
+        for (round, byte) in [(0u16, 0x21u8), (1, 0x22)] {
+            let started = Recorder::create(
+                dir.path(),
+                EpochId(20_800),
+                &secret.public_key(),
+                Duration::from_secs(1),
+                &[101],
+                Arc::new(Metrics::default()),
+            )
+            .unwrap();
+            files.push((
+                started.recorder.path().to_owned(),
+                unwrap(&started.wrapped, &secret).unwrap(),
+                byte,
+            ));
+            cmd.send(MediaCmd::StartRecording {
+                recorder: started.recorder,
+                tap: started.tap,
+            })
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for seq in 0..3u16 {
+                let seq = round * 10 + seq;
+                caller
+                    .send_to(&rtp(seq, 0, &[byte; 160]), a_local)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        cmd.send(MediaCmd::Release).unwrap();
+        // Both files are complete (their final segment is there) and hold their own audio.
+        for (path, key, byte) in files {
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            let frames = loop {
+                let mut reader = Reader::new(std::fs::File::open(&path).unwrap(), &key).ok();
+                let mut frames = Vec::new();
+                let complete = loop {
+                    match reader.as_mut().map(Reader::next_frame) {
+                        Some(Ok(Some(f))) => frames.push(f.payload),
+                        Some(Ok(None)) => break true,
+                        _ => break false,
+                    }
+                };
+                if complete {
+                    break frames;
+                }
+                assert!(
+                    std::time::Instant::now() < until,
+                    "{} never completed",
+                    path.display()
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            assert_eq!(frames, vec![vec![byte; 160]; 3]);
+        }
+    }
+
+    #[tokio::test]
     async fn a_prompt_is_paced_at_20_ms_and_its_end_reported() {
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_400, 43_411);
         let engine = MediaEngine::start(&options(1, 0), Arc::new(Metrics::default())).unwrap();

@@ -336,6 +336,19 @@ impl Worker {
             MediaCmd::Bridge(on) => c.session.set_bridge(on),
             MediaCmd::DtmfForwarding(on) => c.session.set_dtmf_forwarding(on),
             MediaCmd::StartRecording { recorder, tap } => {
+                // A recording already running is finished first, never dropped unfinished.
+                stop_tap(&mut c.session, false);
+                if let Some(previous) = c.recorder.take() {
+                    tracing::warn!(
+                        recording = %previous.id(),
+                        "a new recording started on a call that was recording; the first is finished"
+                    );
+                    self.closer.close(Closing {
+                        recorder: previous,
+                        discard: false,
+                        done: None,
+                    });
+                }
                 c.session.start_recording(now, tap);
                 c.recorder = Some(recorder);
             }

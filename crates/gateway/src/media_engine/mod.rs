@@ -587,9 +587,39 @@ mod tests {
         cmd.send(MediaCmd::Release).unwrap();
     }
 
+    /// Starts a real recording (segments of `segment`) on the call behind `cmd`; returns its
+    /// file and data key.
+    fn record(
+        cmd: &MediaHandle,
+        dir: &std::path::Path,
+        secret: &callseal_recording::keys::SecretKey,
+        segment: Duration,
+    ) -> (std::path::PathBuf, callseal_recording::keys::DataKey) {
+        use callseal_recording::keys::{EpochId, unwrap};
+        let started = Recorder::create(
+            dir,
+            EpochId(20_800),
+            &secret.public_key(),
+            segment,
+            &[101],
+            Arc::new(Metrics::default()),
+        )
+        .unwrap();
+        let file = (
+            started.recorder.path().to_owned(),
+            unwrap(&started.wrapped, secret).unwrap(),
+        );
+        cmd.send(MediaCmd::StartRecording {
+            recorder: started.recorder,
+            tap: started.tap,
+        })
+        .unwrap();
+        file
+    }
+
     #[tokio::test]
     async fn audio_left_pending_by_silence_is_sealed_by_the_threads_timer() {
-        use callseal_recording::keys::{EpochId, SecretKey, unwrap};
+        use callseal_recording::keys::SecretKey;
         use callseal_recording::{ReadError, Reader};
         let dir = tempfile::tempdir().unwrap();
         let secret = SecretKey::generate().unwrap();
@@ -605,22 +635,7 @@ mod tests {
             pbx.local_addr().unwrap(),
             rep_tx,
         );
-        let started = Recorder::create(
-            dir.path(),
-            EpochId(20_800),
-            &secret.public_key(),
-            Duration::from_millis(300),
-            &[101],
-            Arc::new(Metrics::default()),
-        )
-        .unwrap();
-        let path = started.recorder.path().to_owned();
-        let key = unwrap(&started.wrapped, &secret).unwrap();
-        cmd.send(MediaCmd::StartRecording {
-            recorder: started.recorder,
-            tap: started.tap,
-        })
-        .unwrap();
+        let (path, key) = record(&cmd, dir.path(), &secret, Duration::from_millis(300));
         tokio::time::sleep(Duration::from_millis(20)).await;
         // Three frames, then silence: only the thread's timer can seal them.
         for seq in 0..3u16 {
@@ -661,7 +676,7 @@ mod tests {
     #[tokio::test]
     async fn a_second_recording_on_a_call_finishes_the_first_instead_of_dropping_it() {
         use callseal_recording::Reader;
-        use callseal_recording::keys::{EpochId, SecretKey, unwrap};
+        use callseal_recording::keys::SecretKey;
         let dir = tempfile::tempdir().unwrap();
         let secret = SecretKey::generate().unwrap();
         let pool = PortPool::new([127, 0, 0, 1].into(), 43_800, 43_811);
@@ -678,25 +693,8 @@ mod tests {
         );
         let mut files = Vec::new();
         for (round, byte) in [(0u16, 0x21u8), (1, 0x22)] {
-            let started = Recorder::create(
-                dir.path(),
-                EpochId(20_800),
-                &secret.public_key(),
-                Duration::from_secs(1),
-                &[101],
-                Arc::new(Metrics::default()),
-            )
-            .unwrap();
-            files.push((
-                started.recorder.path().to_owned(),
-                unwrap(&started.wrapped, &secret).unwrap(),
-                byte,
-            ));
-            cmd.send(MediaCmd::StartRecording {
-                recorder: started.recorder,
-                tap: started.tap,
-            })
-            .unwrap();
+            let (path, key) = record(&cmd, dir.path(), &secret, Duration::from_secs(1));
+            files.push((path, key, byte));
             tokio::time::sleep(Duration::from_millis(20)).await;
             for seq in 0..3u16 {
                 let seq = round * 10 + seq;

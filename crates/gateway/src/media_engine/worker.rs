@@ -188,7 +188,6 @@ impl Worker {
         let mut buf = vec![0u8; 2048];
         let mut woke = Instant::now();
         let mut busy = false;
-        let mut leftover: Vec<Msg> = Vec::new();
         loop {
             // Interrupt coalescing: a thread that found work last time lets more gather before
             // it waits again, so one wake-up serves a batch; an idle thread waits at once.
@@ -221,14 +220,12 @@ impl Worker {
                 let _ = rustix::io::read(fd, &mut b);
             }
             self.inbox.take(&mut msgs);
-            // What follows a Stop in the same batch is applied on the way out, below.
-            if let Some(at) = msgs.iter().position(|m| matches!(m, Msg::Stop)) {
-                leftover = msgs.split_off(at);
-            }
+            // Commands that follow a Stop in the batch are applied too (see below).
+            let stop = msgs.iter().any(|m| matches!(m, Msg::Stop));
             for msg in msgs.drain(..) {
                 self.message(now, msg);
             }
-            if !leftover.is_empty() {
+            if stop {
                 break;
             }
             for ev in &events {
@@ -248,10 +245,8 @@ impl Worker {
         // (StopRecording with discard) still removes its file; then every call still held is
         // ended as by Release.
         let now = Instant::now();
-        for msg in self.inbox.close().into_iter().chain(leftover) {
-            if !matches!(msg, Msg::Stop) {
-                self.message(now, msg);
-            }
+        for msg in self.inbox.close() {
+            self.message(now, msg);
         }
         let calls: Vec<u64> = self.calls.keys().copied().collect();
         for call in calls {
@@ -319,7 +314,7 @@ impl Worker {
                     Leg::Pbx => c.pbx.replace(pair),
                 };
                 // A fresh socket: connected to nobody yet.
-                c.peers[leg_index(leg)] = Peer::default();
+                c.peers[leg.index()] = Peer::default();
                 deregister(&self.epoll, old.as_ref());
             }
             MediaCmd::Configure { leg, config } => {
@@ -478,18 +473,14 @@ fn stop_tap(session: &mut MediaSession, discard: bool) {
 fn service(deadlines: &mut Deadlines<u64>, sent: &mut u64, id: u64, c: &mut Call) {
     for leg in [Leg::Caller, Leg::Pbx] {
         let latched = c.session.latched_peer(leg);
-        let peer = &mut c.peers[leg_index(leg)];
+        let peer = c.peers[leg.index()];
         if peer.latched != latched {
-            let pair = match leg {
-                Leg::Caller => c.caller.as_ref(),
-                Leg::Pbx => c.pbx.as_ref(),
-            };
-            peer.follow(pair, latched, leg);
+            c.peers[leg.index()] = peer.follow(c.pair(leg), latched, leg);
         }
     }
     while let Some(t) = c.session.poll_transmit() {
         if let Some(pair) = c.pair(t.leg) {
-            let connected = c.peers[leg_index(t.leg)].connected;
+            let connected = c.peers[t.leg.index()].connected;
             send(&pair.rtp, connected, &t.payload, t.destination, t.leg, sent);
         }
         c.session.recycle(t.payload);
@@ -502,13 +493,6 @@ fn service(deadlines: &mut Deadlines<u64>, sent: &mut u64, id: u64, c: &mut Call
     // The session's deadline includes the recording's: one segment duration after the pending
     // segment's first frame, so a recording costs a timer only when silence leaves audio pending.
     deadlines.schedule(id, &mut c.slot, c.session.poll_timeout());
-}
-
-fn leg_index(leg: Leg) -> usize {
-    match leg {
-        Leg::Caller => 0,
-        Leg::Pbx => 1,
-    }
 }
 
 /// A leg's RTP socket follows the session's latch: once the leg has latched onto a peer the
@@ -530,13 +514,16 @@ struct Peer {
 }
 
 impl Peer {
-    fn follow(&mut self, pair: Option<&RtpPair>, latched: Option<SocketAddr>, leg: Leg) {
-        self.latched = latched;
-        let Some(pair) = pair else {
-            self.connected = None;
-            return;
+    /// The state after following the session's latch to `latched`.
+    fn follow(self, pair: Option<&RtpPair>, latched: Option<SocketAddr>, leg: Leg) -> Peer {
+        let mut next = Peer {
+            latched,
+            connected: None,
         };
-        if self.connected.take().is_some()
+        let Some(pair) = pair else {
+            return next;
+        };
+        if self.connected.is_some()
             && let Err(e) = rustix::net::connect_unspec(&pair.rtp)
         {
             // Still connected to the old peer: the new one would never be heard. Say so;
@@ -555,11 +542,12 @@ impl Peer {
             .is_ok_and(|a| !a.ip().to_canonical().is_unspecified());
         if let Some(peer) = latched.filter(|_| specific) {
             match pair.rtp.connect(peer) {
-                Ok(()) => self.connected = Some(peer),
+                Ok(()) => next.connected = Some(peer),
                 // Unconnected sends still work; only the saving is lost.
                 Err(e) => tracing::debug!(?leg, "RTP socket not connected to its peer: {e}"),
             }
         }
+        next
     }
 }
 

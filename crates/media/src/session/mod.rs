@@ -78,7 +78,8 @@ impl Leg {
         }
     }
 
-    fn index(self) -> usize {
+    /// 0 for the caller, 1 for the PBX: for per-leg arrays.
+    pub fn index(self) -> usize {
         match self {
             Leg::Caller => 0,
             Leg::Pbx => 1,
